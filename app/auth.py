@@ -1,0 +1,164 @@
+"""Tokens, password hashing and the request's principal.
+
+Access tokens are short-lived JWTs. The built-in issuer signs them with `JWT_SECRET`; setting
+`JWT_JWKS_URL` makes engage trust an external OIDC issuer's keys instead (issuer, audience and
+algorithm come from settings too). Refresh and service tokens are opaque random strings of
+which only a SHA-256 digest is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.models.users import Role
+from app.settings import Settings
+
+_password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+# Verified against when the account is unknown, so both answers take the same time.
+_DUMMY_HASH = _password_hasher.hash("engage-timing-equaliser")
+
+SERVICE_TOKEN_PREFIX = "eng_svc_"
+REFRESH_TOKEN_BYTES = 32
+
+
+class TokenError(Exception):
+    """An access token that can't be trusted: expired, tampered, wrong issuer/audience."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _password_hasher.verify(password_hash or _DUMMY_HASH, password) and (
+            password_hash is not None
+        )
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _password_hasher.check_needs_rehash(password_hash)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_opaque_token(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user, a service, or nobody."""
+
+    kind: str  # "user" | "service" | "anonymous"
+    id: str = ""
+    roles: frozenset[str] = field(default_factory=frozenset)
+    user_id: uuid.UUID | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.kind != "anonymous"
+
+    def has_role(self, role: Role) -> bool:
+        return role.value in self.roles
+
+    @property
+    def key(self) -> str:
+        """A stable string naming the caller (for idempotency records and audit)."""
+        return f"{self.kind}:{self.id}"
+
+
+ANONYMOUS = Principal(kind="anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str
+    roles: frozenset[str]
+    external: bool
+    email: str | None = None
+
+
+class AccessTokenCodec:
+    """Issues built-in access tokens and verifies built-in or external (JWKS) ones."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._jwks: jwt.PyJWKClient | None = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
+            if settings.jwt_jwks_url
+            else None
+        )
+
+    @property
+    def external(self) -> bool:
+        return self._jwks is not None
+
+    def issue(self, user_id: uuid.UUID, roles: list[str], now: datetime | None = None) -> str:
+        now = now or datetime.now(UTC)
+        claims = {
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience,
+            "sub": str(user_id),
+            "roles": sorted(roles),
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(seconds=self._settings.access_token_ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._settings.jwt_secret, algorithm="HS256")
+
+    def verify(self, token: str) -> AccessClaims:
+        if self._jwks is not None:
+            try:
+                key: Any = self._jwks.get_signing_key_from_jwt(token).key
+            except jwt.PyJWKClientError as exc:
+                raise TokenError("UNKNOWN_SIGNING_KEY") from exc
+            except jwt.PyJWTError as exc:
+                raise TokenError("MALFORMED") from exc
+            algorithms = [self._settings.jwt_algorithm]
+        else:
+            key, algorithms = self._settings.jwt_secret, ["HS256"]
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("EXPIRED") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError("WRONG_AUDIENCE") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenError("WRONG_ISSUER") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("INVALID") from exc
+        roles = claims.get("roles", [])
+        return AccessClaims(
+            subject=str(claims["sub"]),
+            roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+            else frozenset(),
+            external=self._jwks is not None,
+            email=claims.get("email"),
+        )

@@ -1,0 +1,164 @@
+"""`engage` command line: serve | migrate | export-schema | token | admin | demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from app.settings import Settings, get_settings
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.migrate import upgrade
+
+    upgrade(settings, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def schema_sdl() -> str:
+    from schema.schema import build_schema
+
+    # The exported contract is the development profile's: introspection on.
+    return build_schema(Settings(ENGAGE_ENV="development")).as_str() + "\n"
+
+
+def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    target = Path(args.output)
+    target.write_text(schema_sdl(), encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+def _run(coro_fn: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
+    return asyncio.run(coro_fn(settings))
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from app.models.users import Role
+
+    async def create(settings: Settings) -> int:
+        from app.db import create_engine, create_session_factory, transaction
+        from app.services.sessions import create_service_token
+
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                _, secret = await create_service_token(session, args.name, [Role(args.role)])
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await engine.dispose()
+        print(secret)
+        return 0
+
+    return _run(create, settings)
+
+
+def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
+    password = args.password or os.environ.get("ENGAGE_ADMIN_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("error: give --password or ENGAGE_ADMIN_PASSWORD", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Password: ")
+
+    async def create(settings: Settings) -> int:
+        from app.db import create_engine, create_session_factory, transaction
+        from app.services.errors import DomainError
+        from app.services.users import create_admin
+
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                user = await create_admin(session, args.email, password, settings)
+        except DomainError as exc:
+            print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            await engine.dispose()
+        print(f"admin {user.email} created ({user.id})")
+        return 0
+
+    return _run(create, settings)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.demo import load_demo
+
+    return _run(lambda s: load_demo(s, only_once=args.once), settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engage", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API under uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(handler=_migrate)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default=str(SCHEMA_FILE))
+    export.set_defaults(handler=_export_schema)
+
+    token = commands.add_parser("token", help="service tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    token_create = token.add_parser("create", help="create a service token; prints it once")
+    token_create.add_argument("--name", required=True)
+    token_create.add_argument("--role", default="SERVICE", choices=["SERVICE", "ADMIN"])
+    token_create.set_defaults(handler=_token_create)
+
+    admin = commands.add_parser("admin", help="admin users").add_subparsers(
+        dest="admin_command", required=True
+    )
+    admin_create = admin.add_parser("create", help="create an admin user")
+    admin_create.add_argument("--email", required=True)
+    admin_create.add_argument("--password")
+    admin_create.set_defaults(handler=_admin_create)
+
+    demo = commands.add_parser("demo", help="load demo data and print tokens to try")
+    demo.add_argument("--once", action="store_true", help="do nothing if demo data exists")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

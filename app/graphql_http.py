@@ -1,0 +1,270 @@
+"""GraphQL over HTTP, done to the GraphQL-over-HTTP specification.
+
+Strawberry's own views answer only `application/json`; this endpoint also speaks
+`application/graphql-response+json` with the status codes the spec prescribes for it:
+request errors (unparsable JSON, bad parameters, syntax, validation, variable coercion) are
+400 and carry no `data` entry; a response with data is 200. With `application/json` those
+document errors are 200, as the spec asks for legacy clients. GET runs queries only; a mutation
+over GET is 405.
+
+The request's unit of work ends here: committed when the operation raised nothing unexpected,
+rolled back otherwise, and after-commit hooks (outbox relay, pub/sub) run only after a commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from graphql import GraphQLError
+from graphql.language import OperationType
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+
+from app.runtime import Runtime
+from resolvers.dataloaders import build_loaders
+from schema.context import Context
+
+log = structlog.get_logger("engage.graphql")
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+_ACCEPTABLE = {
+    GRAPHQL_RESPONSE_JSON: GRAPHQL_RESPONSE_JSON,
+    APPLICATION_JSON: APPLICATION_JSON,
+    "application/*": APPLICATION_JSON,
+    "*/*": APPLICATION_JSON,
+}
+_GET_ONLY = frozenset({OperationType.QUERY})
+_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+class RequestError(Exception):
+    """A request the server won't execute; answered with `status` and a GraphQL error body."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLParams:
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def negotiate(accept_header: str | None) -> str | None:
+    """The response media type for an Accept header, or None when nothing we speak fits."""
+    if not accept_header:
+        return APPLICATION_JSON
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept_header.split(",")):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        chosen = _ACCEPTABLE.get(media_type.lower())
+        if chosen and quality > 0:
+            ranked.append((-quality, position, chosen))
+    return min(ranked)[2] if ranked else None
+
+
+def _json_object(raw: Any, name: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):  # GET parameters arrive as JSON text
+        try:
+            raw = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise RequestError(400, f"The {name!r} parameter is not valid JSON.") from exc
+        if raw is None:
+            return None
+    if not isinstance(raw, dict):
+        raise RequestError(400, f"The {name!r} parameter must be a map.")
+    return raw
+
+
+def _optional_string(raw: Any, name: str) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    raise RequestError(400, f"The {name!r} parameter must be a string.")
+
+
+def params_from(data: Mapping[str, Any]) -> GraphQLParams:
+    return GraphQLParams(
+        query=_optional_string(data.get("query"), "query"),
+        variables=_json_object(data.get("variables"), "variables"),
+        operation_name=_optional_string(data.get("operationName"), "operationName") or None,
+        extensions=_json_object(data.get("extensions"), "extensions"),
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"The request body is over {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"The request body is over {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _post_params(request: Request, limit: int) -> GraphQLParams:
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        raise RequestError(415, "Send the request with Content-Type: application/json.")
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media_type != APPLICATION_JSON:
+        raise RequestError(415, f"Unsupported Content-Type {media_type!r}: use application/json.")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name == "charset" and value.strip('"') not in ("utf-8", "utf8"):
+            raise RequestError(415, "Only the utf-8 charset is supported.")
+    body = await _read_body(request, limit)
+    if not body:
+        raise RequestError(400, "The request body is empty.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(400, "The request body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise RequestError(400, "The request body must be a JSON object.")
+    return params_from(data)
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """Parse, validation and variable-coercion failures: nothing was executed."""
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(
+        not error.path for error in result.errors or []
+    )
+
+
+def _format_errors(errors: list[GraphQLError]) -> list[dict[str, Any]]:
+    return [error.formatted for error in errors]
+
+
+class GraphQLEndpoint:
+    """The `/graphql` HTTP endpoint."""
+
+    def __init__(self, schema: Any, runtime: Runtime) -> None:
+        self.schema = schema
+        self.runtime = runtime
+        self._graphiql_html = get_graphql_ide_html("graphiql")
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return self._error(405, "Use GET or POST.", APPLICATION_JSON, {"Allow": "GET, POST"})
+        accept = request.headers.get("accept")
+        if request.method == "GET" and self._wants_graphiql(request, accept):
+            return HTMLResponse(self._graphiql_html)
+        media_type = negotiate(accept)
+        if media_type is None:
+            return self._error(
+                406, f"Accept {APPLICATION_JSON} or {GRAPHQL_RESPONSE_JSON}.", APPLICATION_JSON
+            )
+        try:
+            if request.method == "GET":
+                params = params_from(request.query_params)
+                allowed = _GET_ONLY
+            else:
+                params = await _post_params(request, self.runtime.settings.max_body_bytes)
+                allowed = _POST
+            if not params.query:
+                raise RequestError(400, "The request has no 'query'.")
+            return await self._execute(request, params, allowed, media_type)
+        except RequestError as exc:
+            return self._error(exc.status, exc.message, media_type, exc.headers)
+
+    def _wants_graphiql(self, request: Request, accept: str | None) -> bool:
+        return (
+            self.runtime.settings.graphiql_enabled
+            and "query" not in request.query_params
+            and "text/html" in (accept or "")
+        )
+
+    async def _execute(
+        self,
+        request: Request,
+        params: GraphQLParams,
+        allowed: frozenset[OperationType],
+        media_type: str,
+    ) -> Response:
+        context = Context(
+            request=request,
+            runtime=self.runtime,
+            request_id=request.state.request_id,
+            operation_name=params.operation_name,
+        )
+        context.loaders = build_loaders(context)
+        committed = False
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=params.extensions,
+            )
+            committed = not context.failed
+        except InvalidOperationTypeError as exc:
+            if request.method == "GET" and exc.operation_type is OperationType.MUTATION:
+                raise RequestError(405, "Mutations need POST.", {"Allow": "POST"}) from exc
+            raise RequestError(400, "Subscriptions run over the WebSocket endpoint.") from exc
+        except CannotGetOperationTypeError as exc:
+            raise RequestError(400, f"Unknown operation {params.operation_name!r}.") from exc
+        except MissingQueryError as exc:
+            raise RequestError(400, "The request has no 'query'.") from exc
+        finally:
+            await context.finish(commit=committed)
+        return self._result_response(result, media_type)
+
+    def _result_response(self, result: ExecutionResult, media_type: str) -> Response:
+        request_error = _is_request_error(result)
+        body: dict[str, Any] = {}
+        if not request_error:
+            body["data"] = result.data
+        if result.errors:
+            body["errors"] = _format_errors(result.errors)
+        if result.extensions:
+            body["extensions"] = result.extensions
+        status = 400 if request_error and media_type == GRAPHQL_RESPONSE_JSON else 200
+        return _json_response(body, status, media_type)
+
+    def _error(
+        self, status: int, message: str, media_type: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        return _json_response({"errors": [{"message": message}]}, status, media_type, headers)
+
+
+def _json_response(
+    body: dict[str, Any], status: int, media_type: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=f"{media_type}; charset=utf-8",
+        headers=dict(headers or {}),
+    )

@@ -1,0 +1,79 @@
+"""The ASGI application: /graphql, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.graphql_http import GraphQLEndpoint
+from app.logging import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+from schema.schema import build_schema
+
+log = structlog.get_logger("engage.app")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    runtime = runtime or Runtime.build(settings)
+    endpoint = GraphQLEndpoint(build_schema(settings), runtime)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        if runtime.redis is not None:
+            try:
+                await runtime.redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                checks["redis"] = f"error: {type(exc).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        log.info("app.start", env=settings.env, database=runtime.engine.url.get_backend_name(),
+                 redis=bool(settings.redis_url))
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ],
+        middleware=[Middleware(RequestContextMiddleware)],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,23 @@
+"""ORM models, one module per domain. Importing this package registers every table."""
+
+from app.models.base import Base
+from app.models.users import (
+    AuditLog,
+    Group,
+    GroupMember,
+    IdempotencyRecord,
+    RefreshToken,
+    ServiceToken,
+    User,
+)
+
+__all__ = [
+    "AuditLog",
+    "Base",
+    "Group",
+    "GroupMember",
+    "IdempotencyRecord",
+    "RefreshToken",
+    "ServiceToken",
+    "User",
+]

@@ -1,0 +1,58 @@
+"""Turning an `Authorization` header into the caller's principal."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import ANONYMOUS, SERVICE_TOKEN_PREFIX, AccessTokenCodec, Principal, TokenError
+from app.models.users import Role, User, UserStatus
+from app.services.sessions import find_service_token
+
+
+async def resolve_principal(
+    session: AsyncSession, authorization: str | None, codec: AccessTokenCodec
+) -> Principal:
+    """Return who is calling; raise `TokenError` for a credential that can't be trusted.
+
+    Roles and status come from the database on every request, so blocking a user or taking a
+    role away takes effect at once, not when the access token expires.
+    """
+    if not authorization:
+        return ANONYMOUS
+    scheme, _, credential = authorization.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise TokenError("MALFORMED")
+    if credential.startswith(SERVICE_TOKEN_PREFIX):
+        service = await find_service_token(session, credential)
+        if service is None:
+            raise TokenError("INVALID")
+        return Principal(kind="service", id=service.name, roles=frozenset(service.roles))
+    claims = codec.verify(credential)
+    user = await _user_for_claims(session, claims.subject, claims.external, claims.email)
+    if user is None:
+        raise TokenError("UNKNOWN_USER")
+    if user.status != UserStatus.ACTIVE:
+        raise TokenError("ACCOUNT_" + user.status.value)
+    return Principal(kind="user", id=str(user.id), roles=frozenset(user.roles), user_id=user.id)
+
+
+async def _user_for_claims(
+    session: AsyncSession, subject: str, external: bool, email: str | None
+) -> User | None:
+    if not external:
+        try:
+            return await session.get(User, uuid.UUID(subject))
+        except ValueError:
+            return None
+    user = await session.scalar(select(User).where(User.external_subject == subject))
+    if user is None:
+        # First call of a user known to the external issuer: provision the local account.
+        user = User(external_subject=subject, email=email.lower() if email else None,
+                    roles=[Role.USER.value])
+        session.add(user)
+        await session.flush()
+    return user

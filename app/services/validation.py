@@ -1,0 +1,80 @@
+"""Normalisation and validation of contact details, passwords, locales and timezones."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import lru_cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+MAX_EMAIL_LENGTH = 254
+LOCALE_PATTERN_MAX = 16
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password123", "1234567890", "qwertyuiop", "password1!", "iloveyou12",
+        "0987654321", "qwerty1234", "1q2w3e4r5t", "letmein123", "administrator",
+    }
+)
+
+
+class InvalidValue(ValueError):
+    """A value that fails validation; `reason` is a short machine-readable word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def normalize_email(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > MAX_EMAIL_LENGTH:
+        raise InvalidValue("INVALID_EMAIL", "Enter a valid email address.")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidValue("INVALID_EMAIL", "Enter a valid email address.") from exc
+    # Mailboxes are treated case-insensitively: one account per address however it is typed.
+    return checked.normalized.lower()
+
+
+def normalize_phone(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("+") or len(value) > 32:
+        raise InvalidValue("INVALID_PHONE", "Enter the phone number in international form, +…")
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidValue("INVALID_PHONE", "Enter a valid phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidValue("INVALID_PHONE", "Enter a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_password(password: str, min_length: int, max_length: int) -> None:
+    if len(password) > max_length:
+        raise InvalidValue("PASSWORD_TOO_LONG", f"Use at most {max_length} characters.")
+    if len(password) < min_length:
+        raise InvalidValue("WEAK_PASSWORD", f"Use at least {min_length} characters.")
+    if len(set(password)) < 4 or password.lower() in _COMMON_PASSWORDS:
+        raise InvalidValue("WEAK_PASSWORD", "This password is too easy to guess.")
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise InvalidValue("INVALID_TIMEZONE", "Use an IANA timezone such as Europe/Moscow.")
+    return value
+
+
+def normalize_locale(value: str) -> str:
+    parts = value.strip().replace("_", "-").split("-")
+    if not (1 <= len(parts) <= 2) or not (2 <= len(parts[0]) <= 3) or not parts[0].isalpha():
+        raise InvalidValue("INVALID_LOCALE", "Use a locale such as en or ru-RU.")
+    if len(parts) == 2 and not (2 <= len(parts[1]) <= 4 and parts[1].isalnum()):
+        raise InvalidValue("INVALID_LOCALE", "Use a locale such as en or ru-RU.")
+    return "-".join([parts[0].lower(), *(p.upper() for p in parts[1:])])

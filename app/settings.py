@@ -1,0 +1,95 @@
+"""Every knob of engage, read from the environment or a `.env` file.
+
+The defaults are the embedded mode: a SQLite file, no Redis, GraphiQL on. Setting
+`ENGAGE_ENV=production` switches the API to its locked-down profile.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "engage-dev-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = Field(
+        default="development", validation_alias="ENGAGE_ENV"
+    )
+    database_url: str = "sqlite+aiosqlite:///./engage.db"
+    database_pool_size: int = Field(default=10, ge=1)
+    database_echo: bool = False
+    redis_url: str | None = None
+
+    # GraphQL surface
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    mask_errors: bool | None = None
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=10)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_page_size: int = Field(default=100, ge=1)
+
+    # Tokens
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "engage"
+    jwt_audience: str = "engage-api"
+    jwt_jwks_url: str | None = None
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    # Login rate limiting: attempts per window, per account and per IP
+    login_max_attempts: int = Field(default=5, ge=1)
+    login_ip_max_attempts: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+
+    # Passwords
+    password_min_length: int = Field(default=10, ge=8)
+    password_max_length: int = Field(default=128, le=1024)
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def mask_errors_enabled(self) -> bool:
+        return self.mask_errors if self.mask_errors is not None else self.is_production
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.is_production and not self.jwt_jwks_url and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError(
+                "ENGAGE_ENV=production refuses the default JWT_SECRET: set JWT_SECRET "
+                "(32+ random bytes) or JWT_JWKS_URL"
+            )
+        if self.jwt_algorithm.startswith("HS") and len(self.jwt_secret) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters for HMAC algorithms")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

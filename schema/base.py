@@ -1,0 +1,106 @@
+"""Shared API building blocks: Money, global ids, connections, idempotency keys."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import strawberry
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry import relay
+
+from graphql import GraphQLError
+
+NodeT = TypeVar("NodeT")
+
+IDEMPOTENCY_KEY_DESCRIPTION = (
+    "Makes a creating mutation safe to retry: the same caller sending the same key (1-100 "
+    "characters) gets the first result back instead of a second effect."
+)
+
+
+@strawberry.type(description="An amount of money in integer minor units (kopecks, cents).")
+class Money:
+    amount_minor: int
+    currency: str
+
+
+class BadUserInput(GraphQLError):
+    """A query argument that can't be used; mutations report these in their payload instead."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT", "argument": argument})
+
+
+def decode_global_id(value: str | strawberry.ID, expected_type: str) -> uuid.UUID:
+    """The UUID inside a global id of `expected_type`; ValueError for anything else."""
+    try:
+        gid = relay.GlobalID.from_id(value)
+    except relay.GlobalIDValueError as exc:
+        raise ValueError(f"not a global id: {value!r}") from exc
+    if gid.type_name != expected_type:
+        raise ValueError(f"not a {expected_type} id")
+    return uuid.UUID(gid.node_id)
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The offset of the first row after `cursor`."""
+    if cursor is None:
+        return 0
+    try:
+        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        offset = int(raw)
+        if kind != "o" or offset < 0:
+            raise ValueError(cursor)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadUserInput("Invalid cursor.", "after") from exc
+    return offset + 1
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    first: int | None,
+    after: str | None,
+    max_page_size: int,
+) -> tuple[Sequence[Any], int, bool, bool]:
+    """Rows of an ordered statement for a page; also the start offset and page flags."""
+    limit = max_page_size if first is None else first
+    if limit < 0 or limit > max_page_size:
+        raise BadUserInput(f"`first` must be between 0 and {max_page_size}.", "first")
+    start = decode_cursor(after)
+    rows = (await session.scalars(statement.offset(start).limit(limit + 1))).all()
+    has_next = len(rows) > limit
+    return rows[:limit], start, has_next, start > 0
+
+
+async def count(session: AsyncSession, statement: Select[Any]) -> int:
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    return int(total or 0)
+
+
+def build_connection(
+    connection_cls: type[relay.Connection[NodeT]],
+    nodes: Sequence[NodeT],
+    start: int,
+    has_next: bool,
+    has_previous: bool,
+) -> relay.Connection[NodeT]:
+    edges = [
+        relay.Edge(node=node, cursor=encode_cursor(start + index))
+        for index, node in enumerate(nodes)
+    ]
+    page_info = relay.PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
+    return connection_cls(edges=edges, page_info=page_info)

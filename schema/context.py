@@ -1,0 +1,75 @@
+"""The per-request GraphQL context: who is calling, the unit of work, per-request loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from app.auth import ANONYMOUS, Principal, TokenError
+from app.runtime import Runtime
+from app.services.principals import resolve_principal
+from app.settings import Settings
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Context:
+    request: HTTPConnection
+    runtime: Runtime
+    request_id: str
+    _session: AsyncSession | None = None
+    _principal: Principal | None = None
+    auth_error: str | None = None
+    after_commit: list[AfterCommit] = field(default_factory=list)
+    loaders: dict[str, Any] = field(default_factory=dict)
+    operation_name: str | None = None
+    failed: bool = False  # an unexpected exception happened: the unit of work is rolled back
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.client.host if self.request.client else "unknown"
+
+    @property
+    def session(self) -> AsyncSession:
+        """The request's unit of work, opened on first use and committed by the HTTP layer."""
+        if self._session is None:
+            self._session = self.runtime.session_factory()
+        return self._session
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            try:
+                self._principal = await resolve_principal(
+                    self.session,
+                    self.request.headers.get("authorization"),
+                    self.runtime.codec,
+                )
+            except TokenError as exc:
+                self.auth_error = exc.reason
+                self._principal = ANONYMOUS
+        return self._principal
+
+    async def finish(self, *, commit: bool) -> None:
+        """End the unit of work; run after-commit hooks only when it committed."""
+        if self._session is None:
+            return
+        session, self._session = self._session, None
+        try:
+            if commit:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()
+        if commit:
+            for hook in self.after_commit:
+                await hook()

@@ -1,0 +1,64 @@
+"""Schema extensions: limits, caches, error masking and per-operation metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from app import metrics
+from app.settings import Settings
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Mask only bugs: errors raised by code that were not meant for the client.
+
+    Syntax and validation errors, auth errors and GraphQL errors raised on purpose carry no
+    foreign `original_error` and are shown as they are.
+    """
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts operations and their latency by operation name, and the errors they return."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        name = context.operation_name or "anonymous"
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:
+            kind = "unknown"
+        result = context.result
+        errors = context.pre_execution_errors or (result.errors if result else None) or []
+        metrics.record_operation(name, kind, time.perf_counter() - started, errors)
+
+
+def build_extensions(settings: Settings) -> list[SchemaExtension | type[SchemaExtension]]:
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        OperationMetrics,
+        ParserCache(maxsize=256),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        ValidationCache(maxsize=256),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection())
+    if settings.mask_errors_enabled:
+        extensions.append(MaskErrors(should_mask_error=is_unexpected))
+    return extensions

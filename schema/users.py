@@ -1,0 +1,221 @@
+"""Identity and access: types, inputs and payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from app.models.users import Group, Role, User, UserStatus
+from app.services.groups import GroupErrorCode
+from app.services.users import AccountErrorCode
+from schema.base import IDEMPOTENCY_KEY_DESCRIPTION
+from schema.context import Context
+
+strawberry.enum(AccountErrorCode, name="AccountErrorCode")
+strawberry.enum(GroupErrorCode, name="GroupErrorCode")
+strawberry.enum(UserStatus, name="UserStatus")
+strawberry.enum(Role, name="Role")
+
+
+@strawberry.type
+class AccountError:
+    code: AccountErrorCode
+    field: str | None
+    message: str
+    retry_after: int | None = strawberry.field(
+        default=None, description="Seconds to wait before trying again (RATE_LIMITED only)."
+    )
+
+
+@strawberry.type
+class GroupError:
+    code: GroupErrorCode
+    field: str | None
+    message: str
+
+
+@strawberry.type(name="Group")
+class GroupNode(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, group: Group) -> GroupNode:
+        return cls(
+            id=str(group.id), name=group.name, description=group.description,
+            created_at=group.created_at,
+        )
+
+    @strawberry.field
+    async def member_count(self, info: Info[Context, Any]) -> int:
+        return await info.context.loaders["group_member_count"].load(self.id)
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[GroupNode | None]:
+        from resolvers.users import groups_by_ids
+
+        return await groups_by_ids(info, list(node_ids))
+
+
+@strawberry.type(name="User")
+class UserNode(relay.Node):
+    id: relay.NodeID[str]
+    email: str | None
+    phone: str | None
+    status: UserStatus
+    roles: list[Role]
+    locale: str
+    timezone: str
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, user: User) -> UserNode:
+        return cls(
+            id=str(user.id), email=user.email, phone=user.phone, status=user.status,
+            roles=[Role(r) for r in user.roles], locale=user.locale, timezone=user.timezone,
+            created_at=user.created_at,
+        )
+
+    @strawberry.field
+    async def groups(self, info: Info[Context, Any]) -> list[GroupNode]:
+        return await info.context.loaders["user_groups"].load(self.id)
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[UserNode | None]:
+        from resolvers.users import users_by_ids
+
+        return await users_by_ids(info, list(node_ids))
+
+
+@strawberry.type
+class Viewer:
+    """The signed-in user. Each domain hangs the caller's own data off this type."""
+
+    user: UserNode
+
+
+@strawberry.type
+class AuthTokens:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+    token_type: str = "Bearer"
+
+
+@strawberry.input
+class RegisterInput:
+    email: str | None = None
+    phone: str | None = strawberry.field(default=None, description="E.164, e.g. +79161234567")
+    password: str
+    locale: str = "en"
+    timezone: str = "UTC"
+
+
+@strawberry.type
+class RegisterPayload:
+    user: UserNode | None = None
+    tokens: AuthTokens | None = None
+    errors: list[AccountError]
+
+
+@strawberry.input
+class LoginInput:
+    login: str = strawberry.field(description="Email address or phone number.")
+    password: str
+
+
+@strawberry.type
+class LoginPayload:
+    user: UserNode | None = None
+    tokens: AuthTokens | None = None
+    errors: list[AccountError]
+
+
+@strawberry.input
+class TokenRefreshInput:
+    refresh_token: str
+
+
+@strawberry.input
+class LogoutInput:
+    refresh_token: str | None = strawberry.field(
+        default=None,
+        description="Sign out this login's session; without it every session is signed out.",
+    )
+
+
+@strawberry.type
+class LogoutPayload:
+    errors: list[AccountError]
+
+
+@strawberry.input
+class AccountDeleteInput:
+    password: str = strawberry.field(description="The current password, to confirm.")
+
+
+@strawberry.type
+class AccountDeletePayload:
+    errors: list[AccountError]
+
+
+@strawberry.input
+class UserBlockInput:
+    user_id: strawberry.ID
+    reason: str = ""
+
+
+@strawberry.type
+class UserBlockPayload:
+    user: UserNode | None = None
+    errors: list[AccountError]
+
+
+@strawberry.input
+class GroupCreateInput:
+    name: str
+    description: str = ""
+    idempotency_key: str | None = strawberry.field(
+        default=None, description=IDEMPOTENCY_KEY_DESCRIPTION
+    )
+
+
+@strawberry.input
+class GroupUpdateInput:
+    group_id: strawberry.ID
+    name: str | None = None
+    description: str | None = None
+
+
+@strawberry.input
+class GroupDeleteInput:
+    group_id: strawberry.ID
+
+
+@strawberry.input
+class GroupMembersInput:
+    group_id: strawberry.ID
+    user_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class GroupPayload:
+    group: GroupNode | None = None
+    errors: list[GroupError]
+
+
+@strawberry.type
+class GroupDeletePayload:
+    deleted_group_id: strawberry.ID | None = None
+    errors: list[GroupError]
