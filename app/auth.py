@@ -157,7 +157,8 @@ class AccessTokenCodec:
         roles = claims.get("roles", [])
         return AccessClaims(
             subject=str(claims["sub"]),
-            roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list)
+            roles=frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
             else frozenset(),
             external=self._jwks is not None,
             email=claims.get("email"),

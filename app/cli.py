@@ -7,8 +7,9 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from app.settings import Settings, get_settings
 
@@ -53,7 +54,7 @@ def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run(coro_fn: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
+def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]], settings: Settings) -> int:
     return asyncio.run(coro_fn(settings))
 
 

@@ -20,14 +20,15 @@ from typing import Any
 
 import orjson
 import structlog
-from graphql import GraphQLError
-from graphql.language import OperationType
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from strawberry.exceptions import MissingQueryError
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from app.runtime import Runtime
 from resolvers.dataloaders import build_loaders
@@ -89,16 +90,19 @@ def negotiate(accept_header: str | None) -> str | None:
 def _json_object(raw: Any, name: str) -> dict[str, Any] | None:
     if raw is None:
         return None
-    if isinstance(raw, str):  # GET parameters arrive as JSON text
-        try:
-            raw = json.loads(raw) if raw else None
-        except ValueError as exc:
-            raise RequestError(400, f"The {name!r} parameter is not valid JSON.") from exc
-        if raw is None:
-            return None
     if not isinstance(raw, dict):
         raise RequestError(400, f"The {name!r} parameter must be a map.")
     return raw
+
+
+def _decode_json_text(raw: str | None, name: str) -> Any:
+    """A GET parameter that carries JSON text (`variables`, `extensions`); empty means absent."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise RequestError(400, f"The {name!r} parameter is not valid JSON.") from exc
 
 
 def _optional_string(raw: Any, name: str) -> str | None:
@@ -113,6 +117,17 @@ def params_from(data: Mapping[str, Any]) -> GraphQLParams:
         variables=_json_object(data.get("variables"), "variables"),
         operation_name=_optional_string(data.get("operationName"), "operationName") or None,
         extensions=_json_object(data.get("extensions"), "extensions"),
+    )
+
+
+def _get_params(query_params: Mapping[str, str]) -> GraphQLParams:
+    return params_from(
+        {
+            "query": query_params.get("query"),
+            "variables": _decode_json_text(query_params.get("variables"), "variables"),
+            "operationName": query_params.get("operationName"),
+            "extensions": _decode_json_text(query_params.get("extensions"), "extensions"),
+        }
     )
 
 
@@ -156,12 +171,20 @@ def _is_request_error(result: ExecutionResult) -> bool:
     """Parse, validation and variable-coercion failures: nothing was executed."""
     if isinstance(result, PreExecutionError):
         return True
-    return result.data is None and bool(result.errors) and all(
-        not error.path for error in result.errors or []
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(not error.path for error in result.errors or [])
     )
 
 
-def _format_errors(errors: list[GraphQLError]) -> list[dict[str, Any]]:
+def _document_error(message: str) -> PreExecutionError:
+    """A GraphQL request error found outside strawberry's parse/validate (operation selection):
+    answered like one, 200 for application/json and 400 for graphql-response+json."""
+    return PreExecutionError(data=None, errors=[GraphQLError(message)])
+
+
+def _format_errors(errors: list[GraphQLError]) -> list[GraphQLFormattedError]:
     return [error.formatted for error in errors]
 
 
@@ -173,7 +196,12 @@ class GraphQLEndpoint:
         self.runtime = runtime
         self._graphiql_html = get_graphql_ide_html("graphiql")
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # An ASGI app: Starlette's Route hands a class instance the raw ASGI triple.
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):
             return self._error(405, "Use GET or POST.", APPLICATION_JSON, {"Allow": "GET, POST"})
         accept = request.headers.get("accept")
@@ -186,7 +214,7 @@ class GraphQLEndpoint:
             )
         try:
             if request.method == "GET":
-                params = params_from(request.query_params)
+                params = _get_params(request.query_params)
                 allowed = _GET_ONLY
             else:
                 params = await _post_params(request, self.runtime.settings.max_body_bytes)
@@ -232,13 +260,18 @@ class GraphQLEndpoint:
         except InvalidOperationTypeError as exc:
             if request.method == "GET" and exc.operation_type is OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", {"Allow": "POST"}) from exc
-            raise RequestError(400, "Subscriptions run over the WebSocket endpoint.") from exc
+            result = _document_error("Subscriptions run over the WebSocket endpoint.")
         except CannotGetOperationTypeError as exc:
-            raise RequestError(400, f"Unknown operation {params.operation_name!r}.") from exc
+            result = _document_error(exc.as_http_error_reason())
         except MissingQueryError as exc:
             raise RequestError(400, "The request has no 'query'.") from exc
         finally:
             await context.finish(commit=committed)
+        if isinstance(result, PreExecutionError) and context.failed:
+            # Strawberry turns an exception outside the resolvers (an extension, the executor)
+            # into a PreExecutionError; it is our fault, not a bad request, and its message is
+            # not masked, so only the log gets the details.
+            return self._error(500, "Internal server error.", media_type)
         return self._result_response(result, media_type)
 
     def _result_response(self, result: ExecutionResult, media_type: str) -> Response:

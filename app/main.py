@@ -58,8 +58,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        log.info("app.start", env=settings.env, database=runtime.engine.url.get_backend_name(),
-                 redis=bool(settings.redis_url))
+        log.info(
+            "app.start",
+            env=settings.env,
+            database=runtime.engine.url.get_backend_name(),
+            redis=bool(settings.redis_url),
+        )
         try:
             yield
         finally:

@@ -37,9 +37,7 @@ def _error_code(error: GraphQLError) -> str:
     return "BAD_REQUEST"
 
 
-def record_operation(
-    name: str, kind: str, seconds: float, errors: Sequence[GraphQLError]
-) -> None:
+def record_operation(name: str, kind: str, seconds: float, errors: Sequence[GraphQLError]) -> None:
     # Operation names are client-chosen: cap their length to bound label values.
     name = name[:64]
     GRAPHQL_OPERATIONS.labels(name, kind).inc()

@@ -53,12 +53,18 @@ InfoT = Info[Context, Any]
 
 def account_errors(exc: DomainError) -> list[AccountError]:
     retry_after = getattr(exc, "retry_after", None)
-    return [AccountError(code=exc.code, field=exc.field, message=exc.message,  # type: ignore[arg-type]
-                         retry_after=retry_after)]
+    return [
+        AccountError(
+            code=AccountCode(exc.code.value),
+            field=exc.field,
+            message=exc.message,
+            retry_after=retry_after,
+        )
+    ]
 
 
 def group_errors(exc: DomainError) -> list[GroupError]:
-    return [GroupError(code=exc.code, field=exc.field, message=exc.message)]  # type: ignore[arg-type]
+    return [GroupError(code=GroupCode(exc.code.value), field=exc.field, message=exc.message)]
 
 
 def _tokens(issued: session_service.IssuedTokens) -> AuthTokens:
@@ -154,7 +160,8 @@ class UserQuery:
 async def _register(info: InfoT, data: RegisterInput) -> RegisterPayload:
     context = info.context
     decision = await context.runtime.limiter.hit(
-        f"register:ip:{context.client_ip}", context.settings.login_ip_max_attempts,
+        f"register:ip:{context.client_ip}",
+        context.settings.login_ip_max_attempts,
         context.settings.login_window_seconds,
     )
     try:
@@ -163,8 +170,11 @@ async def _register(info: InfoT, data: RegisterInput) -> RegisterPayload:
         user = await user_service.register(
             context.session,
             user_service.Registration(
-                email=data.email, phone=data.phone, password=data.password,
-                locale=data.locale, timezone=data.timezone,
+                email=data.email,
+                phone=data.phone,
+                password=data.password,
+                locale=data.locale,
+                timezone=data.timezone,
             ),
             context.settings,
         )
@@ -180,8 +190,13 @@ async def _login(info: InfoT, data: LoginInput) -> LoginPayload:
     context = info.context
     try:
         issued = await session_service.login(
-            context.session, data.login, data.password, context.client_ip,
-            context.runtime.limiter, context.runtime.codec, context.settings,
+            context.session,
+            data.login,
+            data.password,
+            context.client_ip,
+            context.runtime.limiter,
+            context.runtime.codec,
+            context.settings,
         )
     except DomainError as exc:
         return LoginPayload(errors=account_errors(exc))
@@ -217,10 +232,15 @@ async def _account_delete(info: InfoT, data: AccountDeleteInput) -> AccountDelet
 
     user = await _signed_in_user(info)
     if user.password_hash is not None and not verify_password(user.password_hash, data.password):
-        return AccountDeletePayload(errors=[AccountError(
-            code=AccountCode.INVALID_CREDENTIALS, field="password",  # type: ignore[arg-type]
-            message="Wrong password.",
-        )])
+        return AccountDeletePayload(
+            errors=[
+                AccountError(
+                    code=AccountCode.INVALID_CREDENTIALS,
+                    field="password",
+                    message="Wrong password.",
+                )
+            ]
+        )
     await user_service.delete_account(info.context.session, user)
     return AccountDeletePayload(errors=[])
 
@@ -233,7 +253,9 @@ async def _set_blocked(info: InfoT, data: UserBlockInput, blocked: bool) -> User
     try:
         user_id = _node_uuid(data.user_id, "User", "userId", AccountCode.NOT_FOUND)
         if len(data.reason) > 500:
-            raise DomainError(AccountCode.NOT_FOUND, "Reason is limited to 500 characters.", "reason")
+            raise DomainError(
+                AccountCode.NOT_FOUND, "Reason is limited to 500 characters.", "reason"
+            )
         user = await user_service.set_blocked(
             info.context.session, principal.key, principal.user_id, user_id, blocked, data.reason
         )
@@ -243,7 +265,7 @@ async def _set_blocked(info: InfoT, data: UserBlockInput, blocked: bool) -> User
 
 
 def _group_idempotency_code(code: IdempotencyErrorCode) -> enum.Enum:
-    return GroupCode[code.name]
+    return group_service.GroupErrorCode[code.name]
 
 
 async def _group_create(info: InfoT, data: GroupCreateInput) -> GroupPayload:
@@ -251,13 +273,19 @@ async def _group_create(info: InfoT, data: GroupCreateInput) -> GroupPayload:
     session = info.context.session
 
     async def create() -> str:
-        group = await group_service.create_group(session, principal.key, data.name, data.description)
+        group = await group_service.create_group(
+            session, principal.key, data.name, data.description
+        )
         return str(group.id)
 
     try:
         group_id, _ = await run_once(
-            session, principal=principal.key, operation="groupCreate", key=data.idempotency_key,
-            request={"name": data.name, "description": data.description}, create=create,
+            session,
+            principal=principal.key,
+            operation="groupCreate",
+            key=data.idempotency_key,
+            request={"name": data.name, "description": data.description},
+            create=create,
             error_code=_group_idempotency_code,
         )
         group = await group_service.get_group(session, uuid.UUID(group_id))

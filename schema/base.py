@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import strawberry
+from graphql import GraphQLError
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from graphql import GraphQLError
-
-NodeT = TypeVar("NodeT")
+NodeT = TypeVar("NodeT", bound=relay.Node)
 
 IDEMPOTENCY_KEY_DESCRIPTION = (
     "Makes a creating mutation safe to retry: the same caller sending the same key (1-100 "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -48,17 +49,20 @@ class OperationMetrics(SchemaExtension):
         metrics.record_operation(name, kind, time.perf_counter() - started, errors)
 
 
-def build_extensions(settings: Settings) -> list[SchemaExtension | type[SchemaExtension]]:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+def build_extensions(settings: Settings) -> list[Any]:
+    # The caches are created once and shared by every request's extension instance.
+    parser_cache = ParserCache(maxsize=256)
+    validation_cache = ValidationCache(maxsize=256)
+    extensions: list[Any] = [
         OperationMetrics,
-        ParserCache(maxsize=256),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        ValidationCache(maxsize=256),
+        lambda: parser_cache,
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: validation_cache,
     ]
     if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     if settings.mask_errors_enabled:
-        extensions.append(MaskErrors(should_mask_error=is_unexpected))
+        extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected))
     return extensions

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 import structlog
 from graphql import GraphQLError
-from strawberry.types import ExecutionContext
+from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from resolvers.users import UserMutation, UserQuery

@@ -48,7 +48,9 @@ class GroupNode(relay.Node):
     @classmethod
     def from_model(cls, group: Group) -> GroupNode:
         return cls(
-            id=str(group.id), name=group.name, description=group.description,
+            id=str(group.id),
+            name=group.name,
+            description=group.description,
             created_at=group.created_at,
         )
 
@@ -57,7 +59,7 @@ class GroupNode(relay.Node):
         return await info.context.loaders["group_member_count"].load(self.id)
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GroupNode | None]:
         from resolvers.users import groups_by_ids
@@ -79,8 +81,13 @@ class UserNode(relay.Node):
     @classmethod
     def from_model(cls, user: User) -> UserNode:
         return cls(
-            id=str(user.id), email=user.email, phone=user.phone, status=user.status,
-            roles=[Role(r) for r in user.roles], locale=user.locale, timezone=user.timezone,
+            id=str(user.id),
+            email=user.email,
+            phone=user.phone,
+            status=user.status,
+            roles=[Role(r) for r in user.roles],
+            locale=user.locale,
+            timezone=user.timezone,
             created_at=user.created_at,
         )
 
@@ -89,7 +96,7 @@ class UserNode(relay.Node):
         return await info.context.loaders["user_groups"].load(self.id)
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[UserNode | None]:
         from resolvers.users import users_by_ids

@@ -15,5 +15,5 @@ class DomainError(Exception):
         self.field = field
 
 
-class PermissionDenied(Exception):  # noqa: N818 - mirrors GraphQL's FORBIDDEN
+class PermissionDenied(Exception):
     """The caller is known but may not do this."""

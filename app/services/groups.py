@@ -69,7 +69,9 @@ async def create_group(session: AsyncSession, actor: str, name: str, description
             session.add(group)
             await session.flush()
     except IntegrityError as exc:
-        raise DomainError(GroupErrorCode.NAME_TAKEN, "A group with this name exists.", "name") from exc
+        raise DomainError(
+            GroupErrorCode.NAME_TAKEN, "A group with this name exists.", "name"
+        ) from exc
     session.add(AuditLog(actor=actor, action="group.create", target=f"group:{group.id}"))
     return group
 
@@ -82,7 +84,10 @@ async def get_group(session: AsyncSession, group_id: uuid.UUID, *, lock: bool = 
 
 
 async def update_group(
-    session: AsyncSession, actor: str, group_id: uuid.UUID, name: str | None,
+    session: AsyncSession,
+    actor: str,
+    group_id: uuid.UUID,
+    name: str | None,
     description: str | None,
 ) -> Group:
     clean_name = _clean_name(name) if name is not None else None
@@ -118,14 +123,20 @@ async def add_members(
         raise DomainError(
             GroupErrorCode.USER_NOT_FOUND, f"Unknown users: {', '.join(missing[:10])}", "userIds"
         )
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(GroupMember)
         .values([{"group_id": group.id, "user_id": uid} for uid in wanted])
         .on_conflict_do_nothing()
     )
-    session.add(AuditLog(actor=actor, action="group.members_add", target=f"group:{group.id}",
-                         reason=f"{len(wanted)} users"))
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="group.members_add",
+            target=f"group:{group.id}",
+            reason=f"{len(wanted)} users",
+        )
+    )
     return group
 
 
@@ -137,8 +148,14 @@ async def remove_members(
     await session.execute(
         delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id.in_(wanted))
     )
-    session.add(AuditLog(actor=actor, action="group.members_remove", target=f"group:{group.id}",
-                         reason=f"{len(wanted)} users"))
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="group.members_remove",
+            target=f"group:{group.id}",
+            reason=f"{len(wanted)} users",
+        )
+    )
     return group
 
 
@@ -153,13 +170,15 @@ def _checked_ids(user_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     return unique
 
 
-async def member_counts(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+async def member_counts(
+    session: AsyncSession, group_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
     rows = await session.execute(
         select(GroupMember.group_id, func.count())
         .where(GroupMember.group_id.in_(group_ids))
         .group_by(GroupMember.group_id)
     )
-    return {group_id: int(n) for group_id, n in rows.tuples()}
+    return {group_id: int(n) for group_id, n in rows.all()}
 
 
 async def groups_of_users(
@@ -172,6 +191,6 @@ async def groups_of_users(
         .order_by(Group.name)
     )
     result: dict[uuid.UUID, list[Group]] = {uid: [] for uid in user_ids}
-    for user_id, group in rows.tuples():
+    for user_id, group in rows.all():
         result[user_id].append(group)
     return result

@@ -65,8 +65,11 @@ async def run_once(
             reference = await create()
             session.add(
                 IdempotencyRecord(
-                    principal=principal, operation=operation, key=key,
-                    request_hash=request_hash, result_ref=reference,
+                    principal=principal,
+                    operation=operation,
+                    key=key,
+                    request_hash=request_hash,
+                    result_ref=reference,
                 )
             )
             await session.flush()

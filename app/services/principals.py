@@ -51,8 +51,11 @@ async def _user_for_claims(
     user = await session.scalar(select(User).where(User.external_subject == subject))
     if user is None:
         # First call of a user known to the external issuer: provision the local account.
-        user = User(external_subject=subject, email=email.lower() if email else None,
-                    roles=[Role.USER.value])
+        user = User(
+            external_subject=subject,
+            email=email.lower() if email else None,
+            roles=[Role.USER.value],
+        )
         session.add(user)
         await session.flush()
     return user

@@ -150,9 +150,7 @@ async def refresh(
     The row is locked so two concurrent refreshes with one token can't both succeed; the
     loser sees the token already rotated and is treated as reuse.
     """
-    invalid = DomainError(
-        AccountErrorCode.INVALID_REFRESH_TOKEN, "Sign in again.", "refreshToken"
-    )
+    invalid = DomainError(AccountErrorCode.INVALID_REFRESH_TOKEN, "Sign in again.", "refreshToken")
     token = await session.scalar(
         select(RefreshToken)
         .where(RefreshToken.token_hash == digest(refresh_token))

@@ -142,8 +142,12 @@ async def delete_account(session: AsyncSession, user: User) -> None:
 
 
 async def set_blocked(
-    session: AsyncSession, actor: str, actor_user_id: uuid.UUID | None, user_id: uuid.UUID,
-    blocked: bool, reason: str,
+    session: AsyncSession,
+    actor: str,
+    actor_user_id: uuid.UUID | None,
+    user_id: uuid.UUID,
+    blocked: bool,
+    reason: str,
 ) -> User:
     user = await session.get(User, user_id, with_for_update=True)
     if user is None or user.status == UserStatus.DELETED:
@@ -168,7 +172,11 @@ async def set_blocked(
     return user
 
 
-async def create_admin(session: AsyncSession, email: str, password: str, settings: Settings) -> User:
-    user = await register(session, Registration(email=email, phone=None, password=password), settings)
+async def create_admin(
+    session: AsyncSession, email: str, password: str, settings: Settings
+) -> User:
+    user = await register(
+        session, Registration(email=email, phone=None, password=password), settings
+    )
     user.roles = [Role.USER.value, Role.ADMIN.value]
     return user

@@ -12,8 +12,16 @@ MAX_EMAIL_LENGTH = 254
 LOCALE_PATTERN_MAX = 16
 _COMMON_PASSWORDS = frozenset(
     {
-        "password123", "1234567890", "qwertyuiop", "password1!", "iloveyou12",
-        "0987654321", "qwerty1234", "1q2w3e4r5t", "letmein123", "administrator",
+        "password123",
+        "1234567890",
+        "qwertyuiop",
+        "password1!",
+        "iloveyou12",
+        "0987654321",
+        "qwerty1234",
+        "1q2w3e4r5t",
+        "letmein123",
+        "administrator",
     }
 )
 

@@ -1,0 +1,54 @@
+# engage — the commands README.md names.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench schema migrate demo clean install install-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## run: set up, migrate the embedded SQLite database, load demo data once, serve GraphiQL
+run: install
+	$(BIN)/engage migrate
+	$(BIN)/engage demo --once
+	@echo "GraphiQL: http://$(HOST):$(PORT)/graphql"
+	$(BIN)/engage serve --host $(HOST) --port $(PORT)
+
+## test: set up and run the whole suite (PostgreSQL + Redis + embedded SQLite), then lint
+test: install-test
+	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory lint
+
+lint: install-test
+	$(BIN)/ruff check app schema resolvers jobs tests bench
+	$(BIN)/mypy
+
+bench: install-test
+	$(BIN)/python -m bench
+
+schema: install
+	$(BIN)/engage export-schema
+
+migrate: install
+	$(BIN)/engage migrate
+
+demo: install
+	$(BIN)/engage demo
+
+clean:
+	rm -rf $(VENV) engage.db engage.db-shm engage.db-wal .pytest_cache .mypy_cache .ruff_cache

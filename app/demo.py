@@ -1,0 +1,89 @@
+"""Demo data for a first look: an admin, a few users, a service token, printed tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import AccessTokenCodec
+from app.db import create_engine, create_session_factory, transaction
+from app.models.users import Role, ServiceToken, User
+from app.services import groups as group_service
+from app.services import sessions as session_service
+from app.services import users as user_service
+from app.settings import Settings
+
+ADMIN_EMAIL = "admin@engage.local"
+DEMO_PASSWORD = "engage-demo-password"
+DEMO_USERS = ("anna@engage.local", "boris@engage.local", "vera@engage.local")
+SERVICE_NAME = "demo-order-system"
+
+
+async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
+    engine = create_engine(settings)
+    codec = AccessTokenCodec(settings)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            if await session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)):
+                if only_once:
+                    print("demo data already loaded; sign in as the users below.")
+                    _print_logins()
+                    return 0
+                print("demo data already loaded; issuing fresh tokens.")
+                admin = await session.scalar(select(User).where(User.email == ADMIN_EMAIL))
+                user = await session.scalar(select(User).where(User.email == DEMO_USERS[0]))
+                service_secret = None
+            else:
+                admin = await user_service.create_admin(
+                    session, ADMIN_EMAIL, DEMO_PASSWORD, settings
+                )
+                users = [
+                    await user_service.register(
+                        session,
+                        user_service.Registration(email=email, phone=None, password=DEMO_PASSWORD),
+                        settings,
+                    )
+                    for email in DEMO_USERS
+                ]
+                user = users[0]
+                group = await group_service.create_group(
+                    session, "demo", "Early adopters", "Users who joined the beta"
+                )
+                await group_service.add_members(
+                    session, "demo", group.id, [u.id for u in users[:2]]
+                )
+                service_secret = await _service_token(session)
+            assert admin is not None and user is not None
+            admin_tokens = await session_service.issue_tokens(
+                session, admin, uuid.uuid4(), codec, settings
+            )
+            user_tokens = await session_service.issue_tokens(
+                session, user, uuid.uuid4(), codec, settings
+            )
+    finally:
+        await engine.dispose()
+    _print_logins()
+    print(f"\nUSER  access token ({DEMO_USERS[0]}):\n  Bearer {user_tokens.access_token}")
+    print(f"ADMIN access token ({ADMIN_EMAIL}):\n  Bearer {admin_tokens.access_token}")
+    if service_secret:
+        print(f"SERVICE token ({SERVICE_NAME}), shown once:\n  Bearer {service_secret}")
+    print(
+        "\nPaste one into GraphiQL's Headers tab as "
+        '{"Authorization": "Bearer <token>"} and run: query { viewer { user { email roles } } }'
+    )
+    return 0
+
+
+async def _service_token(session: AsyncSession) -> str:
+    if await session.scalar(select(ServiceToken.id).where(ServiceToken.name == SERVICE_NAME)):
+        return ""
+    _, secret = await session_service.create_service_token(session, SERVICE_NAME, [Role.SERVICE])
+    return secret
+
+
+def _print_logins() -> None:
+    print(f"admin: {ADMIN_EMAIL} / {DEMO_PASSWORD}")
+    for email in DEMO_USERS:
+        print(f"user:  {email} / {DEMO_PASSWORD}")
