@@ -15,9 +15,9 @@ from app.services import sessions as session_service
 from app.services import users as user_service
 from app.settings import Settings
 
-ADMIN_EMAIL = "admin@engage.local"
+ADMIN_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "engage-demo-password"
-DEMO_USERS = ("anna@engage.local", "boris@engage.local", "vera@engage.local")
+DEMO_USERS = ("anna@example.com", "boris@example.com", "vera@example.com")
 SERVICE_NAME = "demo-order-system"
 
 

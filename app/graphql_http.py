@@ -1,11 +1,12 @@
 """GraphQL over HTTP, done to the GraphQL-over-HTTP specification.
 
 Strawberry's own views answer only `application/json`; this endpoint also speaks
-`application/graphql-response+json` with the status codes the spec prescribes for it:
-request errors (unparsable JSON, bad parameters, syntax, validation, variable coercion) are
-400 and carry no `data` entry; a response with data is 200. With `application/json` those
-document errors are 200, as the spec asks for legacy clients. GET runs queries only; a mutation
-over GET is 405.
+`application/graphql-response+json` with the status codes the spec prescribes for it.
+A malformed HTTP request (unparsable JSON, parameters of the wrong type, no query) is 400 for
+either media type. GraphQL request errors (syntax, validation, variable coercion, an unknown
+or unsupported operation) carry no `data` entry and are 400 with graphql-response+json, 200
+with `application/json` as the spec asks for legacy clients; a response with data is 200. A
+failure of ours before execution is 500. GET runs queries only; a mutation over GET is 405.
 
 The request's unit of work ends here: committed when the operation raised nothing unexpected,
 rolled back otherwise, and after-commit hooks (outbox relay, pub/sub) run only after a commit.

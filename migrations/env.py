@@ -75,33 +75,38 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        _disable_sqlite_foreign_keys(connection)
+    if connection.dialect.name == "sqlite":
+        _run_sqlite_migrations(connection)
+    else:
+        _run_postgresql_migrations(connection)
+
+
+def _run_postgresql_migrations(connection: Connection) -> None:
     context.configure(connection=connection, **_context_options())
     with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            # Replicas may all run `engage migrate` at deploy time: the first one migrates,
-            # the others wait here, then find the database at head. (DDL is transactional
-            # on PostgreSQL, so the lock is held until the whole upgrade commits.)
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        # Replicas may all run `engage migrate` at deploy time: the first one migrates, the
+        # others wait here and then find the database at head. DDL is transactional on
+        # PostgreSQL, so the lock is held until the whole upgrade commits.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         context.run_migrations()
-    if sqlite:
-        _check_sqlite_foreign_keys(connection)
 
 
-def _disable_sqlite_foreign_keys(connection: Connection) -> None:
+def _run_sqlite_migrations(connection: Connection) -> None:
     # A batch rebuild drops and recreates a table; with foreign keys on, the DROP would
-    # cascade-delete child rows. The pragma is ignored inside a transaction, hence the commit.
+    # cascade-delete child rows. The pragma is a no-op inside a transaction, so it goes first.
     connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     connection.commit()
-
-
-def _check_sqlite_foreign_keys(connection: Connection) -> None:
+    # The sqlite3 driver never opens a transaction for DDL; open one ourselves, taking the
+    # write lock up front, so concurrent runs wait (busy_timeout) instead of racing and a
+    # failing revision leaves nothing half-applied. Alembic sees it as an outer transaction.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    context.configure(connection=connection, **_context_options())
+    with context.begin_transaction():
+        context.run_migrations()
     violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-    connection.commit()
     if violations:
         raise RuntimeError(f"migrations left dangling foreign keys: {violations}")
+    connection.commit()
 
 
 async def run_async_migrations() -> None:

@@ -169,6 +169,7 @@ def make_client(runtime: Runtime, **setting_overrides: Any) -> httpx.AsyncClient
     runtime = _Unclosed(runtime)
     if setting_overrides:
         runtime.settings = runtime.settings.model_copy(update=setting_overrides)
+        runtime.codec = AccessTokenCodec(runtime.settings)
     app = create_app(runtime.settings, runtime=runtime)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     return httpx.AsyncClient(transport=transport, base_url="http://engage.test")

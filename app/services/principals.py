@@ -31,7 +31,7 @@ async def resolve_principal(
         if service is None:
             raise TokenError("INVALID")
         return Principal(kind="service", id=service.name, roles=frozenset(service.roles))
-    claims = codec.verify(credential)
+    claims = await codec.verify_async(credential)
     user = await _user_for_claims(session, claims.subject, claims.external, claims.email)
     if user is None:
         raise TokenError("UNKNOWN_USER")

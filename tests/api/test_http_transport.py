@@ -133,9 +133,7 @@ async def test_unparsable_json_body_is_400(client: httpx.AsyncClient, accept: st
         {"query": "{ __typename }", "extensions": False},
     ],
 )
-async def test_invalid_parameters_are_400(
-    client: httpx.AsyncClient, body: dict[str, Any]
-) -> None:
+async def test_invalid_parameters_are_400(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     response = await _post(client, body)
     assert response.status_code == 400
     assert "data" not in response.json()

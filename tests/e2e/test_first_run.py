@@ -1,0 +1,94 @@
+"""The README's first run, on real processes: migrate, demo, serve, register → login → viewer."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL, _create_pg_database, _drop_pg_database
+from tests.e2e.conftest import LiveServerFactory, _engage_command, _server_env
+
+pytestmark = pytest.mark.e2e
+
+REGISTER = """mutation R($input: RegisterInput!) {
+  register(input: $input) { user { email } errors { code } } }"""
+LOGIN = """mutation L($input: LoginInput!) {
+  login(input: $input) { tokens { accessToken } errors { code } } }"""
+VIEWER = "query V { viewer { user { email roles } } }"
+
+
+def _engage(workdir: Path, env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [*_engage_command(), *args],
+        env=_server_env(workdir, env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _post(
+    base_url: str, query: str, variables: dict | None = None, token: str | None = None
+) -> dict:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": query, "variables": variables},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _first_run(base_url: str) -> None:
+    credentials = {"email": "newcomer@example.com", "password": "a-long-passphrase"}
+    registered = _post(base_url, REGISTER, {"input": credentials})
+    assert registered["data"]["register"]["errors"] == []
+    logged_in = _post(
+        base_url,
+        LOGIN,
+        {"input": {"login": credentials["email"], "password": credentials["password"]}},
+    )
+    token = logged_in["data"]["login"]["tokens"]["accessToken"]
+    viewer = _post(base_url, VIEWER, token=token)
+    assert viewer["data"]["viewer"]["user"] == {"email": "newcomer@example.com", "roles": ["USER"]}
+
+
+def test_embedded_first_run(tmp_path: Path, live_server_factory: LiveServerFactory) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'engage.db'}"}
+    _engage(tmp_path, env, "migrate")
+    demo = _engage(tmp_path, env, "demo", "--once")
+    assert "ADMIN access token" in demo and "SERVICE token" in demo
+    assert "already loaded" in _engage(tmp_path, env, "demo", "--once")
+    base_url = live_server_factory(env)
+    _first_run(base_url)
+    admin_token = demo.split("ADMIN access token")[1].split("Bearer ")[1].split()[0]
+    admin = _post(base_url, VIEWER, token=admin_token)
+    assert admin["data"]["viewer"]["user"]["roles"] == ["USER", "ADMIN"]
+    ready = httpx.get(f"{base_url}/readyz", timeout=5)
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
+    metrics = httpx.get(f"{base_url}/metrics", timeout=5).text
+    assert 'engage_graphql_operations_total{operation="V",type="query"}' in metrics
+
+
+async def test_production_shape_first_run(
+    tmp_path: Path, live_server_factory: LiveServerFactory
+) -> None:
+    database_url = await _create_pg_database()
+    try:
+        env = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL}
+        _engage(tmp_path, env, "migrate")
+        base_url = live_server_factory(env)
+        _first_run(base_url)
+        ready = httpx.get(f"{base_url}/readyz", timeout=5)
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    finally:
+        await _drop_pg_database(database_url)
