@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
@@ -101,7 +102,7 @@ async def backend(
         redis = Redis.from_url(REDIS_URL)
         try:
             await redis.ping()
-        except Exception as exc:
+        except (OSError, RedisError) as exc:
             pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
         try:
             await asyncio.to_thread(upgrade, test_settings(DATABASE_URL=url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -79,10 +80,8 @@ def test_embedded_first_run(tmp_path: Path, live_server_factory: LiveServerFacto
     assert 'engage_graphql_operations_total{operation="V",type="query"}' in metrics
 
 
-async def test_production_shape_first_run(
-    tmp_path: Path, live_server_factory: LiveServerFactory
-) -> None:
-    database_url = await _create_pg_database()
+def test_production_shape_first_run(tmp_path: Path, live_server_factory: LiveServerFactory) -> None:
+    database_url = asyncio.run(_create_pg_database())
     try:
         env = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL}
         _engage(tmp_path, env, "migrate")
@@ -91,4 +90,4 @@ async def test_production_shape_first_run(
         ready = httpx.get(f"{base_url}/readyz", timeout=5)
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
     finally:
-        await _drop_pg_database(database_url)
+        asyncio.run(_drop_pg_database(database_url))
