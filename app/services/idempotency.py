@@ -73,7 +73,9 @@ async def run_once(
                 )
             )
             await session.flush()
-    except IntegrityError:
+    except (IntegrityError, DomainError):
+        # A concurrent first call with this key may have committed while we waited on a
+        # unique index (ours, or one the effect touches): if so, its result is the answer.
         existing = await _find(session, principal, operation, key)
         if existing is None:
             raise

@@ -91,3 +91,45 @@ def test_production_shape_first_run(tmp_path: Path, live_server_factory: LiveSer
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
     finally:
         asyncio.run(_drop_pg_database(database_url))
+
+
+def test_cli_bootstraps_admins_and_service_tokens(
+    tmp_path: Path, live_server_factory: LiveServerFactory
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'engage.db'}"}
+    _engage(tmp_path, env, "migrate")
+    _engage(
+        tmp_path,
+        env,
+        "admin",
+        "create",
+        "--email",
+        "Boss@Example.com",
+        "--password",
+        "boss-passphrase-1",
+    )
+    secret = _engage(tmp_path, env, "token", "create", "--name", "order-system").strip()
+    assert secret.startswith("eng_svc_")
+    duplicate = subprocess.run(
+        [*_engage_command(), "token", "create", "--name", "order-system"],
+        env=_server_env(tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert duplicate.returncode == 2
+    assert "exists already" in duplicate.stderr
+
+    base_url = live_server_factory(env)
+    login = _post(
+        base_url, LOGIN, {"input": {"login": "boss@example.com", "password": "boss-passphrase-1"}}
+    )
+    token = login["data"]["login"]["tokens"]["accessToken"]
+    assert _post(base_url, VIEWER, token=token)["data"]["viewer"]["user"]["roles"] == [
+        "USER",
+        "ADMIN",
+    ]
+    as_service = _post(base_url, VIEWER, token=secret)
+    assert as_service["errors"][0]["extensions"]["code"] == "FORBIDDEN"
