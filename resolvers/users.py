@@ -254,7 +254,7 @@ async def _set_blocked(info: InfoT, data: UserBlockInput, blocked: bool) -> User
         user_id = _node_uuid(data.user_id, "User", "userId", AccountCode.NOT_FOUND)
         if len(data.reason) > 500:
             raise DomainError(
-                AccountCode.NOT_FOUND, "Reason is limited to 500 characters.", "reason"
+                AccountCode.REASON_TOO_LONG, "Reason is limited to 500 characters.", "reason"
             )
         user = await user_service.set_blocked(
             info.context.session, principal.key, principal.user_id, user_id, blocked, data.reason

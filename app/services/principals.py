@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import ANONYMOUS, SERVICE_TOKEN_PREFIX, AccessTokenCodec, Principal, TokenError
@@ -50,12 +51,27 @@ async def _user_for_claims(
             return None
     user = await session.scalar(select(User).where(User.external_subject == subject))
     if user is None:
-        # First call of a user known to the external issuer: provision the local account.
-        user = User(
-            external_subject=subject,
-            email=email.lower() if email else None,
-            roles=[Role.USER.value],
-        )
-        session.add(user)
-        await session.flush()
+        user = await _provision(session, subject, email)
+    return user
+
+
+async def _provision(session: AsyncSession, subject: str, email: str | None) -> User:
+    """First call of a user known to the external issuer: create the local account.
+
+    An email already used by a local account is not attached: the issuer's claim alone does
+    not prove the two are the same person, so linking stays an explicit admin decision.
+    """
+    normalized = email.strip().lower() if email else None
+    if normalized and await session.scalar(select(User.id).where(User.email == normalized)):
+        normalized = None
+    user = User(external_subject=subject, email=normalized, roles=[Role.USER.value])
+    try:
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
+    except IntegrityError:  # a concurrent first call provisioned it
+        found = await session.scalar(select(User).where(User.external_subject == subject))
+        if found is None:
+            raise
+        return found
     return user

@@ -42,6 +42,7 @@ class AccountErrorCode(enum.Enum):
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
     NOT_FOUND = "NOT_FOUND"
     CANNOT_CHANGE_SELF = "CANNOT_CHANGE_SELF"
+    REASON_TOO_LONG = "REASON_TOO_LONG"
 
 
 def invalid(exc: InvalidValue, field: str) -> DomainError:

@@ -235,3 +235,18 @@ async def test_node_scoped_to_self_unless_admin(
     assert other["data"]["node"] is None
     as_admin = await gql(client, NODE, {"id": gid("User", boris.id)}, token=admin_token)
     assert as_admin["data"]["node"]["email"] == "boris@example.com"
+
+
+async def test_block_reason_over_the_limit(
+    client: httpx.AsyncClient, runtime: Runtime, admin_token: str
+) -> None:
+    user = await create_user(runtime)
+    body = await gql(
+        client,
+        BLOCK,
+        {"input": {"userId": gid("User", user.id), "reason": "x" * 501}},
+        token=admin_token,
+    )
+    assert [(e["code"], e["field"]) for e in body["data"]["userBlock"]["errors"]] == [
+        ("REASON_TOO_LONG", "reason")
+    ]

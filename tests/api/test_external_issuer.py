@@ -15,7 +15,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from app.runtime import Runtime
 from tests.conftest import make_client
-from tests.helpers import gql
+from tests.helpers import create_user, gql
 
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "engage-mobile"
@@ -100,3 +100,12 @@ async def test_external_token_with_wrong_audience_is_refused(
     async with make_client(runtime, **_external(runtime, jwks_url)) as client:
         body = await gql(client, VIEWER, token=_token(signing_key, aud="another-app"))
     assert body["errors"][0]["extensions"]["reason"] == "WRONG_AUDIENCE"
+
+
+async def test_external_email_already_used_locally_is_not_attached(
+    runtime: Runtime, jwks_url: str, signing_key: rsa.RSAPrivateKey
+) -> None:
+    await create_user(runtime, "ext@example.com")
+    async with make_client(runtime, **_external(runtime, jwks_url)) as client:
+        body = await gql(client, VIEWER, token=_token(signing_key, sub="idp|77"))
+    assert body["data"]["viewer"]["user"] == {"email": None, "roles": ["USER"]}
