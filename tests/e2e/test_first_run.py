@@ -21,8 +21,8 @@ LOGIN = """mutation L($input: LoginInput!) {
 VIEWER = "query V { viewer { user { email roles } } }"
 
 
-def _engage(workdir: Path, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
+def _run_engage(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [*_engage_command(), *args],
         env=_server_env(workdir, env),
         capture_output=True,
@@ -31,6 +31,10 @@ def _engage(workdir: Path, env: dict[str, str], *args: str) -> str:
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+def _engage(workdir: Path, env: dict[str, str], *args: str) -> str:
+    result = _run_engage(workdir, env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -110,15 +114,7 @@ def test_cli_bootstraps_admins_and_service_tokens(
     )
     secret = _engage(tmp_path, env, "token", "create", "--name", "order-system").strip()
     assert secret.startswith("eng_svc_")
-    duplicate = subprocess.run(
-        [*_engage_command(), "token", "create", "--name", "order-system"],
-        env=_server_env(tmp_path, env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    duplicate = _run_engage(tmp_path, env, "token", "create", "--name", "order-system")
     assert duplicate.returncode == 2
     assert "exists already" in duplicate.stderr
 
