@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
@@ -78,11 +78,6 @@ async def paginate(
     rows = (await session.scalars(statement.offset(start).limit(limit + 1))).all()
     has_next = len(rows) > limit
     return rows[:limit], start, has_next, start > 0
-
-
-async def count(session: AsyncSession, statement: Select[Any]) -> int:
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
-    return int(total or 0)
 
 
 def build_connection(

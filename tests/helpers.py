@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AccessTokenCodec
 from app.models.base import Base
@@ -83,7 +82,3 @@ async def row_counts(runtime: Runtime) -> dict[str, int]:
             table.name: int(await session.scalar(select(func.count()).select_from(table)) or 0)
             for table in Base.metadata.sorted_tables
         }
-
-
-async def session_for(runtime: Runtime) -> AsyncSession:
-    return runtime.session_factory()

@@ -13,7 +13,3 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.field = field
-
-
-class PermissionDenied(Exception):
-    """The caller is known but may not do this."""
