@@ -11,13 +11,14 @@ from sqlalchemy import or_, select
 from strawberry import relay
 from strawberry.types import Info
 
+from app.auth import verify_password
 from app.models.users import Group, Role, User, UserStatus
 from app.services import groups as group_service
 from app.services import sessions as session_service
 from app.services import users as user_service
 from app.services.errors import DomainError
 from app.services.idempotency import IdempotencyErrorCode, run_once
-from resolvers.permissions import IsAdmin, IsAuthenticated, require
+from resolvers.permissions import AuthError, IsAdmin, IsAuthenticated, require
 from schema.base import build_connection, decode_global_id, paginate
 from schema.context import Context
 from schema.users import (
@@ -113,10 +114,10 @@ class UserQuery:
     async def viewer(self, info: InfoT) -> Viewer:
         principal = await info.context.principal()
         if principal.user_id is None:
-            from resolvers.permissions import AuthError
-
             raise AuthError("FORBIDDEN", "Service tokens have no viewer.")
-        user = await info.context.loaders["users"].load(str(principal.user_id))
+        # Resolving the principal loaded this row: the identity map answers without a query.
+        user = await info.context.session.get(User, principal.user_id)
+        assert user is not None
         return Viewer(user=UserNode.from_model(user))
 
     @strawberry.field(description="Users, newest first (admin).", permission_classes=[IsAdmin])
@@ -228,8 +229,6 @@ async def _logout(info: InfoT, data: LogoutInput) -> LogoutPayload:
 
 
 async def _account_delete(info: InfoT, data: AccountDeleteInput) -> AccountDeletePayload:
-    from app.auth import verify_password
-
     user = await _signed_in_user(info)
     if user.password_hash is not None and not verify_password(user.password_hash, data.password):
         return AccountDeletePayload(
