@@ -1,4 +1,5 @@
-"""`engage` command line: serve | migrate | export-schema | token | admin | demo."""
+"""`engage` command line: serve | worker | scheduler | migrate | export-schema | token | admin |
+demo."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         proxy_headers=True,
     )
     return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.worker import run_worker
+
+    return run_worker(
+        settings,
+        processes=args.processes or settings.worker_processes,
+        threads=args.threads or settings.worker_threads,
+    )
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.worker import run_scheduler
+
+    return _run(run_scheduler, settings)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run Dramatiq workers for the Redis broker")
+    worker.add_argument("--processes", type=int, help="worker processes (WORKER_PROCESSES)")
+    worker.add_argument("--threads", type=int, help="threads per process (WORKER_THREADS)")
+    worker.set_defaults(handler=_worker)
+
+    scheduler = commands.add_parser("scheduler", help="enqueue periodic jobs (one active)")
+    scheduler.set_defaults(handler=_scheduler)
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             database=runtime.engine.url.get_backend_name(),
             redis=bool(settings.redis_url),
         )
+        await runtime.start()
         try:
             yield
         finally:

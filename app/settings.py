@@ -54,6 +54,26 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=10, ge=8)
     password_max_length: int = Field(default=128, le=1024)
 
+    # Background jobs (docs/jobs.md). With no REDIS_URL the API process runs an in-process
+    # broker, worker and scheduler; with Redis, `engage worker` and `engage scheduler` do.
+    jobs_in_process: bool | None = None
+    worker_threads: int = Field(default=8, ge=1, le=64)
+    worker_processes: int = Field(default=1, ge=1, le=64)
+    worker_shutdown_timeout_seconds: int = Field(default=30, ge=1)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    job_max_retries: int = Field(default=8, ge=0)
+    job_min_backoff_ms: int = Field(default=1000, ge=1)
+    job_max_backoff_ms: int = Field(default=300_000, ge=1)
+    outbox_sweep_grace_seconds: int = Field(default=30, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_retention_hours: int = Field(default=72, ge=1)
+    # Cron expressions per periodic actor: five fields, or six with seconds first.
+    schedules: dict[str, str] = Field(
+        default_factory=lambda: {"outbox.sweep": "* * * * *", "outbox.cleanup": "17 * * * *"}
+    )
+    scheduler_in_process: bool | None = None
+    scheduler_lock_ttl_seconds: int = Field(default=30, ge=2)
+
     # Logging
     log_level: str = "INFO"
     log_json: bool = True
@@ -65,6 +85,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def jobs_run_in_process(self) -> bool:
+        return self.jobs_in_process if self.jobs_in_process is not None else not self.redis_url
+
+    @property
+    def scheduler_runs_in_process(self) -> bool:
+        if self.scheduler_in_process is not None:
+            return self.scheduler_in_process
+        return self.jobs_run_in_process
 
     @property
     def graphiql_enabled(self) -> bool:

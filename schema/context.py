@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from app import outbox
 from app.auth import ANONYMOUS, Principal, TokenError
 from app.runtime import Runtime
 from app.services.principals import resolve_principal
@@ -67,9 +68,11 @@ class Context:
             if commit:
                 await session.commit()
             else:
+                outbox.discard_pending(session)
                 await session.rollback()
         finally:
             await session.close()
         if commit:
+            await self.runtime.relay.relay_committed(session)
             for hook in self.after_commit:
                 await hook()

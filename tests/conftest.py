@@ -33,7 +33,7 @@ from app.auth import AccessTokenCodec
 from app.db import create_engine
 from app.main import create_app
 from app.migrate import upgrade
-from app.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from app.ratelimit import RedisRateLimiter
 from app.runtime import Runtime
 from app.settings import Settings
 
@@ -138,28 +138,20 @@ async def runtime(settings: Settings, backend: Backend) -> AsyncIterator[Runtime
             yield _runtime(settings, backend.engine, connection, backend.redis)
             await transaction.rollback()
         return
-    engine = create_engine(settings)
-    yield Runtime(
-        settings=settings,
-        engine=engine,
-        session_factory=async_sessionmaker(engine, expire_on_commit=False),
-        codec=AccessTokenCodec(settings),
-        limiter=MemoryRateLimiter(),
-        redis=None,
-    )
-    await engine.dispose()
+    runtime = Runtime.build(settings)
+    yield runtime
+    await runtime.engine.dispose()
 
 
 def _runtime(
     settings: Settings, engine: AsyncEngine, connection: AsyncConnection, redis: Redis
 ) -> Runtime:
-    return Runtime(
-        settings=settings,
+    return Runtime.build(
+        settings,
         engine=engine,
         session_factory=async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         ),
-        codec=AccessTokenCodec(settings),
         limiter=RedisRateLimiter(redis, prefix=f"engage:test:{uuid.uuid4().hex}:"),
         redis=redis,
     )

@@ -1,6 +1,7 @@
 """ORM models, one module per domain. Importing this package registers every table."""
 
 from app.models.base import Base
+from app.models.jobs import JobFailure, JobPing, OutboxMessage, ProcessedMessage
 from app.models.users import (
     AuditLog,
     Group,
@@ -17,6 +18,10 @@ __all__ = [
     "Group",
     "GroupMember",
     "IdempotencyRecord",
+    "JobFailure",
+    "JobPing",
+    "OutboxMessage",
+    "ProcessedMessage",
     "RefreshToken",
     "ServiceToken",
     "User",

@@ -12,11 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select, text
 
-from app.auth import AccessTokenCodec
-from app.db import create_engine, create_session_factory
+from app.db import create_engine
 from app.models.base import Base
 from app.models.users import Group, Role, User
-from app.ratelimit import RedisRateLimiter
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import Backend, make_client
@@ -41,14 +39,7 @@ async def committing_runtime(backend: Backend, settings: Settings) -> AsyncItera
     assert backend.redis is not None
     await backend.redis.flushdb()
     engine = create_engine(settings, pool_size=PARALLEL + 2)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        session_factory=create_session_factory(engine),
-        codec=AccessTokenCodec(settings),
-        limiter=RedisRateLimiter(backend.redis),
-        redis=backend.redis,
-    )
+    runtime = Runtime.build(settings, engine=engine, redis=backend.redis)
     yield runtime
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     async with engine.begin() as connection:

@@ -1,0 +1,258 @@
+"""The transactional outbox: a job is a row written in the caller's transaction.
+
+`enqueue(session, "goals.process_order", order_id=...)` adds an `outbox_messages` row to the
+unit of work. Whoever owns the unit of work (the GraphQL request, an actor, a CLI command)
+hands the session to `OutboxRelay.relay_committed()` after a successful commit; the relay
+publishes the rows to the broker and marks them sent. A rolled-back transaction leaves no row
+and publishes nothing. If the process dies between commit and publish, the periodic sweeper
+publishes rows that stayed unsent for longer than a grace period, so no job is lost; the
+price is that a job can be delivered twice, which is why every actor is idempotent and why a
+row's id is its message id on every delivery.
+
+Services depend only on this module, never on Dramatiq: the broker is behind `Publish`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import SessionFactory, transaction
+from app.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_SWEPT, OUTBOX_WRITTEN
+from app.models.base import utcnow
+from app.models.jobs import OutboxMessage, ProcessedMessage
+
+log = structlog.get_logger("engage.outbox")
+
+_PENDING = "engage.outbox.pending"
+
+# Actor name -> queue, filled in when the jobs package declares its actors. A name that is
+# not here is a programming error, caught at enqueue time inside the caller's transaction.
+KNOWN_ACTORS: dict[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the broker needs to deliver one outbox row."""
+
+    id: uuid.UUID
+    actor: str
+    queue: str
+    kwargs: dict[str, Any]
+    request_id: str | None = None
+
+
+Publish = Callable[[Sequence[Envelope]], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    rows: list[OutboxMessage] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+
+
+def register_actor(name: str, queue: str = "default") -> None:
+    KNOWN_ACTORS[name] = queue
+
+
+def _queue_for(actor: str) -> str:
+    if actor not in KNOWN_ACTORS:
+        raise LookupError(f"unknown actor {actor!r}: declare it in a jobs module")
+    return KNOWN_ACTORS[actor]
+
+
+def _current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value is not None else None
+
+
+def _pending(session: AsyncSession) -> _Pending:
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = _Pending()
+    return pending
+
+
+def enqueue(session: AsyncSession, actor: str, /, **kwargs: Any) -> uuid.UUID:
+    """Add a job for `actor` to the caller's transaction; it is published after commit."""
+    queue = _queue_for(actor)
+    json.dumps(kwargs)  # arguments must survive the broker: fail here, inside the transaction
+    row = OutboxMessage(
+        id=uuid.uuid4(),
+        actor=actor,
+        queue=queue,
+        kwargs=kwargs,
+        request_id=_current_request_id(),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    _pending(session).rows.append(row)
+    OUTBOX_WRITTEN.labels(actor).inc()
+    return row.id
+
+
+async def enqueue_unique(
+    session: AsyncSession, actor: str, /, dedupe_key: str, **kwargs: Any
+) -> uuid.UUID | None:
+    """Like `enqueue`, but at most once per `dedupe_key` ever: returns None for a repeat.
+
+    Concurrent callers race on the unique index; the loser waits for the winner's commit and
+    then inserts nothing.
+    """
+    queue = _queue_for(actor)
+    json.dumps(kwargs)
+    values = {
+        "id": uuid.uuid4(),
+        "actor": actor,
+        "queue": queue,
+        "kwargs": kwargs,
+        "request_id": _current_request_id(),
+        "dedupe_key": dedupe_key,
+        "created_at": utcnow(),
+        "publish_attempts": 0,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    if inserted is None:
+        return None
+    _pending(session).envelopes.append(
+        Envelope(inserted, actor, queue, kwargs, values["request_id"])  # type: ignore[arg-type]
+    )
+    OUTBOX_WRITTEN.labels(actor).inc()
+    return inserted
+
+
+def take_committed(session: AsyncSession) -> list[Envelope]:
+    """The jobs this session's committed transaction wrote; empties the session's list.
+
+    Rows added inside a rolled-back transaction lost their identity, so they are skipped.
+    """
+    pending = session.info.pop(_PENDING, None)
+    if pending is None:
+        return []
+    envelopes = [
+        Envelope(row.id, row.actor, row.queue, row.kwargs, row.request_id)
+        for row in pending.rows
+        if sa_inspect(row).has_identity
+    ]
+    return envelopes + pending.envelopes
+
+
+def discard_pending(session: AsyncSession) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _envelope(row: OutboxMessage) -> Envelope:
+    return Envelope(row.id, row.actor, row.queue, row.kwargs, row.request_id)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows and marks them sent; sweeps and cleans the table."""
+
+    def __init__(self, session_factory: SessionFactory, publish: Publish) -> None:
+        self.session_factory = session_factory
+        self.publish = publish
+
+    async def relay_committed(self, session: AsyncSession) -> int:
+        """Call after `session` committed: publish what it enqueued. Never raises."""
+        envelopes = take_committed(session)
+        if envelopes:
+            await self.relay(envelopes)
+        return len(envelopes)
+
+    async def relay(self, envelopes: Sequence[Envelope]) -> None:
+        try:
+            await self.publish(envelopes)
+        except Exception:
+            # The transaction is committed: the sweeper will publish these rows later.
+            OUTBOX_PUBLISH_FAILURES.inc(len(envelopes))
+            log.exception("outbox.publish_failed", count=len(envelopes))
+            return
+        try:
+            async with transaction(self.session_factory) as session:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([envelope.id for envelope in envelopes]))
+                    .values(sent_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1)
+                )
+        except Exception:
+            # Published but not marked: the sweeper will publish again, actors are idempotent.
+            log.exception("outbox.mark_sent_failed", count=len(envelopes))
+
+    async def sweep(self, grace: timedelta, batch_size: int = 500) -> int:
+        """Publish rows committed more than `grace` ago and still unsent; returns how many."""
+        total = 0
+        while True:
+            async with transaction(self.session_factory) as session:
+                rows = (
+                    await session.scalars(
+                        select(OutboxMessage)
+                        .where(
+                            OutboxMessage.sent_at.is_(None),
+                            OutboxMessage.created_at < utcnow() - grace,
+                        )
+                        .order_by(OutboxMessage.created_at)
+                        .limit(batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                if not rows:
+                    return total
+                await self.publish([_envelope(row) for row in rows])
+                now = utcnow()
+                for row in rows:
+                    row.sent_at = now
+                    row.publish_attempts += 1
+            total += len(rows)
+            OUTBOX_SWEPT.inc(len(rows))
+            log.warning("outbox.swept", count=len(rows))
+            if len(rows) < batch_size:
+                return total
+
+    async def cleanup(self, retention: timedelta) -> int:
+        """Delete sent rows and processed-message records older than `retention`."""
+        cutoff = utcnow() - retention
+        async with transaction(self.session_factory) as session:
+            sent = await session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < cutoff
+                )
+            )
+            processed = await session.execute(
+                delete(ProcessedMessage).where(ProcessedMessage.processed_at < cutoff)
+            )
+        removed = int(getattr(sent, "rowcount", 0) or 0)
+        log.info("outbox.cleanup", sent_rows=removed, processed=getattr(processed, "rowcount", 0))
+        return removed
+
+
+async def backlog(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many rows are unsent, and when the oldest of them was written."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(OutboxMessage.created_at)).where(
+                OutboxMessage.sent_at.is_(None)
+            )
+        )
+    ).one()
+    if isinstance(oldest, str):  # SQLite returns aggregate timestamps as text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), oldest

@@ -1,0 +1,130 @@
+"""The Dramatiq broker: Redis when `REDIS_URL` is set, in-process otherwise.
+
+Actors are declared with `jobs.broker.actor(...)` at import time, before the process knows
+which broker it will use; `install()` binds them all to the chosen broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import dramatiq
+from dramatiq import Actor, Broker, Message, Middleware
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from app import outbox
+from app.outbox import Envelope, Publish
+from app.settings import Settings
+from jobs import runtime
+from jobs.middleware import DeadLetters, JobObservability, WorkerLoopResources
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_actors: list[Actor[Any, Any]] = []
+
+
+def middleware_stack(settings: Settings) -> list[Middleware]:
+    # Dramatiq runs `before_*` hooks in this order and `after_*` hooks in reverse. So the
+    # dead-letter writer and the metrics come first, to see the verdict Retries gives after a
+    # failure, and the worker loop's engine is disposed before AsyncIO stops the loop.
+    return [
+        JobObservability(),
+        DeadLetters(),
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.job_max_retries,
+            min_backoff=settings.job_min_backoff_ms,
+            max_backoff=settings.job_max_backoff_ms,
+        ),
+        AsyncIO(),
+        WorkerLoopResources(),
+        CurrentMessage(),
+    ]
+
+
+def build_broker(settings: Settings) -> Broker:
+    stack = middleware_stack(settings)
+    if settings.redis_url:
+        return RedisBroker(url=settings.redis_url, middleware=stack)
+    return StubBroker(middleware=stack)
+
+
+# Actors are declared against this broker until `install()` rebinds them.
+_declaring_broker: Broker = StubBroker(middleware=middleware_stack(Settings()))
+
+
+def actor(name: str, *, queue: str = "default", **options: Any) -> Callable[[F], Actor[Any, Any]]:
+    """Declare an async actor; `options` are Dramatiq's (max_retries, min_backoff, ...)."""
+
+    def decorate(fn: F) -> Actor[Any, Any]:
+        declared: Actor[Any, Any] = dramatiq.actor(  # type: ignore[call-overload]
+            fn, actor_name=name, queue_name=queue, broker=_declaring_broker, **options
+        )
+        _actors.append(declared)
+        outbox.register_actor(name, queue)
+        return declared
+
+    return decorate
+
+
+def install(broker: Broker, settings: Settings) -> Broker:
+    """Make `broker` the process's broker: bind every declared actor to it."""
+    global _declaring_broker
+    from jobs import registry
+
+    registry.load_actor_modules()
+    for declared in _actors:
+        declared.broker = broker
+        broker.declare_actor(declared)
+    _declaring_broker = broker
+    dramatiq.set_broker(broker)
+    runtime.configure(settings, publisher(broker))
+    return broker
+
+
+def to_message(envelope: Envelope) -> Message[Any]:
+    options = {"request_id": envelope.request_id} if envelope.request_id else {}
+    return Message(
+        queue_name=envelope.queue,
+        actor_name=envelope.actor,
+        args=(),
+        kwargs=envelope.kwargs,
+        options=options,
+        message_id=str(envelope.id),
+        message_timestamp=int(time.time() * 1000),
+    )
+
+
+def publisher(broker: Broker) -> Publish:
+    """The outbox's way to the broker. Redis calls are blocking, so they leave the loop."""
+
+    def enqueue_all(messages: Sequence[Message[Any]]) -> None:
+        for message in messages:
+            broker.enqueue(message)
+
+    async def publish(envelopes: Sequence[Envelope]) -> None:
+        messages = [to_message(envelope) for envelope in envelopes]
+        if isinstance(broker, StubBroker):
+            enqueue_all(messages)
+        else:
+            await asyncio.to_thread(enqueue_all, messages)
+
+    return publish

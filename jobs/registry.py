@@ -1,0 +1,12 @@
+"""Every module that declares actors; importing one registers its actors."""
+
+from __future__ import annotations
+
+import importlib
+
+ACTOR_MODULES = ("jobs.outbox", "jobs.system")
+
+
+def load_actor_modules() -> None:
+    for module in ACTOR_MODULES:
+        importlib.import_module(module)

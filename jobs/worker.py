@@ -1,0 +1,115 @@
+"""Entry points of the `engage worker` and `engage scheduler` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dramatiq import Broker, Middleware, Worker
+
+from app.logging import configure_logging
+from app.settings import Settings, get_settings
+
+log = structlog.get_logger("engage.worker")
+
+
+def setup() -> None:
+    """Called by Dramatiq's CLI in every worker process: install the broker from settings."""
+    from jobs.broker import build_broker, install
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    broker = build_broker(settings)
+    if settings.worker_metrics_port:
+        broker.add_middleware(MetricsServer(settings.worker_metrics_port))
+    install(broker, settings)
+
+
+class MetricsServer(Middleware):
+    """Serves /metrics for all worker processes of one `engage worker` (multiprocess mode).
+
+    Every process writes its samples to PROMETHEUS_MULTIPROC_DIR; the first process to take
+    the directory's lock serves them all on the port.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._lock_file: Any = None
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return
+        lock_file = open(Path(directory) / "server.lock", "w")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock_file.close()
+            return
+        self._lock_file = lock_file
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(self.port, registry=registry)
+        log.info("worker.metrics_server", port=self.port)
+
+
+def run_worker(settings: Settings, processes: int, threads: int) -> int:
+    from dramatiq.cli import main, make_argument_parser
+
+    if settings.worker_metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="engage-metrics-")
+    arguments = make_argument_parser().parse_args(
+        [
+            "jobs.worker:setup",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(settings.worker_shutdown_timeout_seconds * 1000),
+        ]
+    )
+    return int(main(arguments) or 0)
+
+
+async def run_scheduler(settings: Settings) -> int:
+    from redis.asyncio import Redis
+
+    from app.db import create_engine, create_session_factory
+    from app.outbox import OutboxRelay
+    from jobs.broker import build_broker, install, publisher
+    from jobs.scheduler import RedisLeaderLock, Scheduler, parse_schedules
+
+    configure_logging(settings.log_level, settings.log_json)
+    broker = install(build_broker(settings), settings)
+    engine = create_engine(settings)
+    factory = create_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    lock = RedisLeaderLock(redis, settings.scheduler_lock_ttl_seconds) if redis else None
+    scheduler = Scheduler(
+        parse_schedules(settings.schedules),
+        factory,
+        OutboxRelay(factory, publisher(broker)),
+        lock=lock,
+        lock_renew_seconds=settings.scheduler_lock_ttl_seconds / 3,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await scheduler.run(stop)
+    finally:
+        await engine.dispose()
+        if redis is not None:
+            await redis.aclose()
+        broker.close()
+    return 0
