@@ -14,14 +14,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import outbox
 from app.graphql_http import GraphQLEndpoint
 from app.logging import configure_logging
+from app.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from app.middleware import RequestContextMiddleware
+from app.models.base import utcnow
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from schema.schema import build_schema
 
 log = structlog.get_logger("engage.app")
+
+
+async def _observe_outbox(runtime: Runtime) -> None:
+    """Refresh the outbox gauges at scrape time (a partial index keeps this cheap)."""
+    try:
+        async with runtime.session_factory() as session:
+            count, oldest = await outbox.backlog(session)
+    except Exception:  # a scrape must not fail because the database did
+        log.warning("metrics.outbox_backlog_failed", exc_info=True)
+        return
+    OUTBOX_BACKLOG.set(count)
+    OUTBOX_OLDEST_AGE.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -54,6 +69,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         )
 
     async def metrics_endpoint(_: Request) -> Response:
+        await _observe_outbox(runtime)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager

@@ -11,14 +11,15 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
+from resolvers.jobs import JobMutation, JobQuery
 from resolvers.users import UserMutation, UserQuery
 from schema.context import Context
 from schema.extensions import build_extensions, is_unexpected
 
 log = structlog.get_logger("engage.graphql")
 
-QUERIES: tuple[type, ...] = (UserQuery,)
-MUTATIONS: tuple[type, ...] = (UserMutation,)
+QUERIES: tuple[type, ...] = (UserQuery, JobQuery)
+MUTATIONS: tuple[type, ...] = (UserMutation, JobMutation)
 
 
 class EngageSchema(strawberry.Schema):
