@@ -127,7 +127,7 @@ class WorkerLoopResources(Middleware):
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         try:
             _loop_thread().run_coroutine(dispose_runtime())
-        except Exception:  # noqa: BLE001 - the loop is gone; nothing is left to close
+        except Exception:  # the loop is gone: nothing is left to close
             log.debug("job.dispose_skipped", exc_info=True)
 
 

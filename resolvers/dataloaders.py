@@ -16,7 +16,14 @@ from schema.users import GroupNode
 
 
 def _uuids(keys: Sequence[str]) -> list[uuid.UUID]:
-    return [uuid.UUID(key) for key in keys]
+    """The keys that are UUIDs; a malformed key (from a forged global id) finds nothing."""
+    found = []
+    for key in keys:
+        try:
+            found.append(uuid.UUID(key))
+        except ValueError:
+            continue
+    return found
 
 
 def build_loaders(context: Context) -> dict[str, DataLoader[Any, Any]]:

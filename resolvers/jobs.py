@@ -109,9 +109,7 @@ class JobQuery:
             info.context.session, statement, first, after, info.context.settings.max_page_size
         )
         nodes = [JobFailureNode.from_model(failure) for failure in rows]
-        return build_connection(
-            relay.Connection[JobFailureNode], nodes, start, has_next, has_prev
-        )
+        return build_connection(relay.Connection[JobFailureNode], nodes, start, has_next, has_prev)
 
     @strawberry.field(
         description="A ping by id, to watch it go through the pipeline; null if none (admin).",
@@ -152,7 +150,6 @@ async def _job_ping(info: InfoT, data: JobPingInput) -> JobPingPayload:
         ping = await job_service.request_ping(session, note=data.note or "", by=principal.key)
     except DomainError as exc:
         return JobPingPayload(errors=job_errors(exc))
-    await session.flush()  # fills the column defaults the payload shows (createdAt, deliveries)
     return JobPingPayload(ping=JobPingNode.from_model(ping), errors=[])
 
 
@@ -167,8 +164,6 @@ class JobMutation:
     async def job_retry(self, info: InfoT, input: JobRetryInput) -> JobRetryPayload:
         return await _job_retry(info, input)
 
-    @strawberry.mutation(
-        description="Send a canary job through outbox, broker and worker (admin)."
-    )
+    @strawberry.mutation(description="Send a canary job through outbox, broker and worker (admin).")
     async def job_ping(self, info: InfoT, input: JobPingInput) -> JobPingPayload:
         return await _job_ping(info, input)

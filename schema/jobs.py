@@ -171,7 +171,9 @@ class JobRetryPayload:
     failure: JobFailureNode | None = strawberry.field(
         default=None, description="The failure, now RETRIED; null when refused."
     )
-    errors: list[JobError] = strawberry.field(description="Why the retry was refused; empty if not.")
+    errors: list[JobError] = strawberry.field(
+        description="Why the retry was refused; empty if not."
+    )
 
 
 @strawberry.type(description="The result of `jobPing`.")

@@ -131,6 +131,7 @@ async def request_ping(session: AsyncSession, *, note: str, by: str) -> JobPing:
     ping = JobPing(id=uuid.uuid4(), note=note, requested_by=by)
     session.add(ping)
     ping.message_id = outbox.enqueue(session, PING_ACTOR, ping_id=str(ping.id))
+    await session.flush()
     return ping
 
 

@@ -237,6 +237,14 @@ async def test_node_scoped_to_self_unless_admin(
     assert as_admin["data"]["node"]["email"] == "boris@example.com"
 
 
+@pytest.mark.parametrize("type_name", ["User", "Group"])
+async def test_node_with_a_forged_inner_id_is_null_not_an_error(
+    client: httpx.AsyncClient, admin_token: str, type_name: str
+) -> None:
+    body = await gql(client, NODE, {"id": gid(type_name, "not-a-uuid")}, token=admin_token)
+    assert body == {"data": {"node": None}}
+
+
 async def test_block_reason_over_the_limit(
     client: httpx.AsyncClient, runtime: Runtime, admin_token: str
 ) -> None:
