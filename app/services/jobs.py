@@ -6,6 +6,7 @@ import enum
 import uuid
 from typing import Any
 
+import structlog
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,8 @@ from app.models.base import utcnow
 from app.models.jobs import JobFailure, JobFailureStatus, JobPing, ProcessedMessage
 from app.models.users import AuditLog
 from app.services.errors import DomainError
+
+log = structlog.get_logger("engage.jobs")
 
 PING_ACTOR = "system.ping"
 MAX_PING_NOTE = 200
@@ -142,3 +145,4 @@ async def apply_ping(session: AsyncSession, ping_id: uuid.UUID) -> None:
         return
     ping.deliveries += 1
     ping.processed_at = ping.processed_at or utcnow()
+    log.info("job.ping_applied", ping_id=str(ping_id), requested_by=ping.requested_by)

@@ -6,6 +6,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import structlog
+import structlog.testing
 from dramatiq import Worker
 from sqlalchemy import func, select, update
 
@@ -60,6 +62,27 @@ async def test_committed_job_is_processed_and_rolled_back_one_never_runs(
     assert [record.message_id for record in processed] == [committed.message_id]
     ping = await _ping(jobs_runtime, committed.id)
     assert ping is not None and ping.deliveries == 1
+
+
+async def test_job_logs_carry_the_message_id_and_the_originating_request_id(
+    jobs_runtime: Runtime, worker: Worker
+) -> None:
+    capture = structlog.testing.LogCapture()
+    previous = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        with structlog.contextvars.bound_contextvars(request_id="req-e2e-42"):
+            async with jobs_runtime.session_factory() as session:
+                ping = await request_ping(session, note="traced", by="test")
+                await session.commit()
+        await jobs_runtime.relay.relay_committed(session)
+        await eventually(lambda: _processed(jobs_runtime, ping.id), what="the traced ping")
+    finally:
+        structlog.configure(**previous)
+    [applied] = [e for e in capture.entries if e["event"] == "job.ping_applied"]
+    assert applied["request_id"] == "req-e2e-42"
+    assert applied["message_id"] == str(ping.message_id)
+    assert applied["actor"] == PING_ACTOR
 
 
 async def test_crash_between_commit_and_publish_is_swept_and_applied_once(
