@@ -37,7 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _actors: list[Actor[Any, Any]] = []
 
 
-def middleware_stack(settings: Settings) -> list[Middleware]:
+def middleware_stack(settings: Settings | None) -> list[Middleware]:
     # Dramatiq runs `before_*` hooks in this order and `after_*` hooks in reverse. So the
     # dead-letter writer and the metrics come first, to see the verdict Retries gives after a
     # failure, and the worker loop's engine is disposed before AsyncIO stops the loop.
@@ -49,15 +49,21 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(
-            max_retries=settings.job_max_retries,
-            min_backoff=settings.job_min_backoff_ms,
-            max_backoff=settings.job_max_backoff_ms,
-        ),
+        _retries(settings),
         AsyncIO(),
         WorkerLoopResources(),
         CurrentMessage(),
     ]
+
+
+def _retries(settings: Settings | None) -> Retries:
+    if settings is None:
+        return Retries()
+    return Retries(
+        max_retries=settings.job_max_retries,
+        min_backoff=settings.job_min_backoff_ms,
+        max_backoff=settings.job_max_backoff_ms,
+    )
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -67,8 +73,9 @@ def build_broker(settings: Settings) -> Broker:
     return StubBroker(middleware=stack)
 
 
-# Actors are declared against this broker until `install()` rebinds them.
-_declaring_broker: Broker = StubBroker(middleware=middleware_stack(Settings()))
+# Actors are declared against this broker until `install()` rebinds them. It reads no
+# settings: importing an actors module must not depend on the environment.
+_declaring_broker: Broker = StubBroker(middleware=middleware_stack(None))
 
 
 def actor(name: str, *, queue: str = "default", **options: Any) -> Callable[[F], Actor[Any, Any]]:

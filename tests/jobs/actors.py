@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import structlog
+
 from app.models.users import AuditLog
 from jobs.broker import actor
 from jobs.runtime import claim, unit_of_work
@@ -44,3 +46,12 @@ async def broken(key: str) -> None:
     if key not in healed:
         raise ValueError(f"{key} is broken on purpose")
     await _apply_effect(key)
+
+
+contexts: dict[str, dict[str, object]] = {}
+
+
+@actor("test.context", max_retries=0)
+async def log_context(key: str) -> None:
+    """Records what every log line written now would carry (structlog's contextvars)."""
+    contexts[key] = dict(structlog.contextvars.get_contextvars())

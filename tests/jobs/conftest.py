@@ -43,6 +43,7 @@ async def jobs_runtime(backend: Backend, settings: Settings) -> AsyncIterator[Ru
     runtime = Runtime.build(settings, engine=engine, redis=backend.redis)
     actors.attempts.clear()
     actors.healed.clear()
+    actors.contexts.clear()
     yield runtime
     runtime.broker.flush_all()
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import structlog
-import structlog.testing
 from dramatiq import Worker
 from sqlalchemy import func, select, update
 
@@ -17,6 +16,7 @@ from app.models.jobs import JobPing, OutboxMessage, ProcessedMessage
 from app.runtime import Runtime
 from app.services.jobs import PING_ACTOR, request_ping
 from jobs.broker import publisher
+from tests.jobs import actors
 from tests.jobs.conftest import eventually, metric
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -67,22 +67,22 @@ async def test_committed_job_is_processed_and_rolled_back_one_never_runs(
 async def test_job_logs_carry_the_message_id_and_the_originating_request_id(
     jobs_runtime: Runtime, worker: Worker
 ) -> None:
-    capture = structlog.testing.LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        with structlog.contextvars.bound_contextvars(request_id="req-e2e-42"):
-            async with jobs_runtime.session_factory() as session:
-                ping = await request_ping(session, note="traced", by="test")
-                await session.commit()
-        await jobs_runtime.relay.relay_committed(session)
-        await eventually(lambda: _processed(jobs_runtime, ping.id), what="the traced ping")
-    finally:
-        structlog.configure(**previous)
-    [applied] = [e for e in capture.entries if e["event"] == "job.ping_applied"]
-    assert applied["request_id"] == "req-e2e-42"
-    assert applied["message_id"] == str(ping.message_id)
-    assert applied["actor"] == PING_ACTOR
+    with structlog.contextvars.bound_contextvars(request_id="req-e2e-42"):
+        async with jobs_runtime.session_factory() as session:
+            message_id = outbox.enqueue(session, "test.context", key="traced")
+            await session.commit()
+    await jobs_runtime.relay.relay_committed(session)
+
+    async def recorded() -> bool:
+        return "traced" in actors.contexts
+
+    await eventually(recorded, what="the traced job")
+    assert actors.contexts["traced"] == {
+        "request_id": "req-e2e-42",
+        "message_id": str(message_id),
+        "actor": "test.context",
+    }
+    assert structlog.contextvars.get_contextvars() == {}
 
 
 async def test_crash_between_commit_and_publish_is_swept_and_applied_once(
