@@ -36,9 +36,16 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {"echo": settings.database_echo, "pool_pre_ping": True}
+    options: dict[str, Any] = {
+        "echo": settings.database_echo,
+        "pool_pre_ping": settings.database_pool_pre_ping,
+    }
     if url.get_backend_name() == "postgresql":
-        options |= {"pool_size": settings.database_pool_size, "max_overflow": 10}
+        options |= {
+            "pool_size": settings.database_pool_size,
+            "max_overflow": 10,
+            "pool_recycle": settings.database_pool_recycle_seconds,
+        }
     options |= overrides
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":

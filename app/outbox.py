@@ -14,6 +14,8 @@ Services depend only on this module, never on Dramatiq: the broker is behind `Pu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +37,7 @@ from app.models.jobs import OutboxMessage, ProcessedMessage
 log = structlog.get_logger("engage.outbox")
 
 _PENDING = "engage.outbox.pending"
+_MARK_BATCH = 1000
 
 # Actor name -> queue, filled in when the jobs package declares its actors. A name that is
 # not here is a programming error, caught at enqueue time inside the caller's transaction.
@@ -163,11 +166,26 @@ def _envelope(row: OutboxMessage) -> Envelope:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows and marks them sent; sweeps and cleans the table."""
+    """Publishes committed outbox rows and marks them sent; sweeps and cleans the table.
 
-    def __init__(self, session_factory: SessionFactory, publish: Publish) -> None:
+    Publishing happens at once. Marking rows sent is batched when `mark_sent_window` is set:
+    the ids of everything published within the window go out in one UPDATE, instead of a
+    second transaction per commit. A crash before that UPDATE only means the sweeper
+    publishes those rows again, which every actor tolerates.
+    """
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        publish: Publish,
+        *,
+        mark_sent_window: float | None = None,
+    ) -> None:
         self.session_factory = session_factory
         self.publish = publish
+        self.mark_sent_window = mark_sent_window
+        self._unmarked: list[uuid.UUID] = []
+        self._marker: asyncio.Task[None] | None = None
 
     async def relay_committed(self, session: AsyncSession) -> int:
         """Call after `session` committed: publish what it enqueued. Never raises."""
@@ -184,16 +202,40 @@ class OutboxRelay:
             OUTBOX_PUBLISH_FAILURES.inc(len(envelopes))
             log.exception("outbox.publish_failed", count=len(envelopes))
             return
-        try:
-            async with transaction(self.session_factory) as session:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_([envelope.id for envelope in envelopes]))
-                    .values(sent_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1)
-                )
-        except Exception:
-            # Published but not marked: the sweeper will publish again, actors are idempotent.
-            log.exception("outbox.mark_sent_failed", count=len(envelopes))
+        self._unmarked.extend(envelope.id for envelope in envelopes)
+        if self.mark_sent_window is None:
+            await self.flush()
+        elif self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._flush_after_window())
+
+    async def _flush_after_window(self) -> None:
+        await asyncio.sleep(self.mark_sent_window or 0)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Mark everything published so far as sent."""
+        while self._unmarked:
+            ids, self._unmarked = self._unmarked[:_MARK_BATCH], self._unmarked[_MARK_BATCH:]
+            try:
+                async with transaction(self.session_factory) as session:
+                    await session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id.in_(ids))
+                        .values(
+                            sent_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1
+                        )
+                    )
+            except Exception:
+                # Published but not marked: the sweeper publishes again; actors are idempotent.
+                log.exception("outbox.mark_sent_failed", count=len(ids))
+
+    async def close(self) -> None:
+        """Finish marking: call before the engine is disposed."""
+        if self._marker is not None and not self._marker.done():
+            self._marker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._marker
+        await self.flush()
 
     async def sweep(self, grace: timedelta, batch_size: int = 500) -> int:
         """Publish rows committed more than `grace` ago and still unsent; returns how many."""

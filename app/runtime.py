@@ -49,7 +49,11 @@ class Runtime:
             redis = Redis.from_url(settings.redis_url)
         session_factory = session_factory or create_session_factory(engine)
         broker = install(build_broker(settings), settings)
-        relay = OutboxRelay(session_factory, publisher(broker))
+        relay = OutboxRelay(
+            session_factory,
+            publisher(broker),
+            mark_sent_window=settings.outbox_mark_sent_window,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -68,6 +72,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self.relay.close()
         await self.engine.dispose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./engage.db"
     database_pool_size: int = Field(default=10, ge=1)
     database_echo: bool = False
+    # Off by default: a checkout ping is a round trip per transaction. A connection that died
+    # (database restart) fails one statement, and SQLAlchemy then invalidates the pool.
+    database_pool_pre_ping: bool = False
+    database_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     redis_url: str | None = None
 
     # GraphQL surface
@@ -64,6 +68,8 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(default=8, ge=0)
     job_min_backoff_ms: int = Field(default=1000, ge=1)
     job_max_backoff_ms: int = Field(default=300_000, ge=1)
+    # Rows published within this window are marked sent in one UPDATE; 0 marks each commit.
+    outbox_mark_sent_window_ms: int = Field(default=20, ge=0, le=5000)
     outbox_sweep_grace_seconds: int = Field(default=30, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_retention_hours: int = Field(default=72, ge=1)
@@ -85,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def outbox_mark_sent_window(self) -> float | None:
+        return self.outbox_mark_sent_window_ms / 1000 if self.outbox_mark_sent_window_ms else None
 
     @property
     def jobs_run_in_process(self) -> bool:

@@ -11,6 +11,7 @@ as a script, without the project on its path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -21,14 +22,11 @@ import sys
 def _stop(worker: subprocess.Popen[bytes], grace: float) -> None:
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             worker.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # whatever the worker forked and left behind
+    # whatever the worker forked and left behind: its group is its own (new session)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(worker.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     worker.wait()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import dramatiq
@@ -121,7 +122,20 @@ def to_message(envelope: Envelope) -> Message[Any]:
 
 
 def publisher(broker: Broker) -> Publish:
-    """The outbox's way to the broker. Redis calls are blocking, so they leave the loop."""
+    """The outbox's way to the broker.
+
+    Redis calls block, so they leave the event loop for one dedicated thread per publisher:
+    fewer threads contending for the GIL than the default executor, and publish order kept.
+    """
+    if isinstance(broker, StubBroker):
+
+        async def publish_in_memory(envelopes: Sequence[Envelope]) -> None:
+            for envelope in envelopes:
+                broker.enqueue(to_message(envelope))
+
+        return publish_in_memory
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publisher")
 
     def enqueue_all(messages: Sequence[Message[Any]]) -> None:
         for message in messages:
@@ -129,9 +143,6 @@ def publisher(broker: Broker) -> Publish:
 
     async def publish(envelopes: Sequence[Envelope]) -> None:
         messages = [to_message(envelope) for envelope in envelopes]
-        if isinstance(broker, StubBroker):
-            enqueue_all(messages)
-        else:
-            await asyncio.to_thread(enqueue_all, messages)
+        await asyncio.get_running_loop().run_in_executor(executor, enqueue_all, messages)
 
     return publish

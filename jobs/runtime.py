@@ -58,7 +58,10 @@ def job_runtime() -> JobRuntime:
         # One connection per worker thread plus the relay's and the dead-letter writer's.
         engine = create_engine(settings, **_pool_options(settings))
         factory = create_session_factory(engine)
-        runtime = JobRuntime(settings, engine, factory, OutboxRelay(factory, _config.publish))
+        relay = OutboxRelay(
+            factory, _config.publish, mark_sent_window=settings.outbox_mark_sent_window
+        )
+        runtime = JobRuntime(settings, engine, factory, relay)
         _runtimes[loop] = runtime
     return runtime
 
@@ -72,6 +75,7 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
 async def dispose_runtime() -> None:
     runtime = _runtimes.pop(asyncio.get_running_loop(), None)
     if runtime is not None:
+        await runtime.relay.close()
         await runtime.engine.dispose()
 
 

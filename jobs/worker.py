@@ -97,7 +97,7 @@ async def run_scheduler(settings: Settings) -> int:
     scheduler = Scheduler(
         parse_schedules(settings.schedules),
         factory,
-        OutboxRelay(factory, publisher(broker)),
+        OutboxRelay(factory, publisher(broker)),  # ticks are rare: mark each at once
         lock=lock,
         lock_renew_seconds=settings.scheduler_lock_ttl_seconds / 3,
     )

@@ -51,6 +51,8 @@ def test_settings(**overrides: Any) -> Settings:
         "JWT_SECRET": TEST_JWT_SECRET,
         "LOG_JSON": True,
         "LOG_LEVEL": "WARNING",
+        # Mark outbox rows sent inline: a background marker would share the test's connection.
+        "OUTBOX_MARK_SENT_WINDOW_MS": 0,
     }
     values.update(overrides)
     return Settings(**values)

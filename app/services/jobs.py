@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,26 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+def _claim_statement(insert: Any) -> Any:
+    # Built once: constructing a statement per message costs more CPU than executing it.
+    return (
+        insert(ProcessedMessage)
+        .values(
+            message_id=bindparam("message_id"),
+            actor=bindparam("actor"),
+            processed_at=bindparam("processed_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(ProcessedMessage.message_id)
+    )
+
+
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql.insert),
+    "sqlite": _claim_statement(sqlite.insert),
+}
+
+
 async def claim_message(session: AsyncSession, message_id: uuid.UUID, actor: str) -> bool:
     """Record that `message_id` is being applied; False when it already was.
 
@@ -41,13 +61,9 @@ async def claim_message(session: AsyncSession, message_id: uuid.UUID, actor: str
     rolls back with the effect. A concurrent duplicate delivery blocks on the primary key
     until the first commits, then sees the record and does nothing.
     """
-    statement = (
-        _insert(session)(ProcessedMessage)
-        .values(message_id=message_id, actor=actor, processed_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(ProcessedMessage.message_id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    statement = _CLAIM[session.get_bind().dialect.name]
+    parameters = {"message_id": message_id, "actor": actor, "processed_at": utcnow()}
+    return (await session.execute(statement, parameters)).scalar_one_or_none() is not None
 
 
 async def record_failure(
@@ -138,11 +154,19 @@ async def request_ping(session: AsyncSession, *, note: str, by: str) -> JobPing:
     return ping
 
 
+_APPLY_PING = (
+    update(JobPing)
+    .where(JobPing.id == bindparam("ping_id"))
+    .values(
+        deliveries=JobPing.deliveries + 1,
+        processed_at=func.coalesce(JobPing.processed_at, bindparam("now")),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 async def apply_ping(session: AsyncSession, ping_id: uuid.UUID) -> None:
-    """The ping's effect. Not idempotent on its own: the actor claims the message first."""
-    ping = await session.get(JobPing, ping_id, with_for_update=True)
-    if ping is None:  # deleted since: nothing to do
-        return
-    ping.deliveries += 1
-    ping.processed_at = ping.processed_at or utcnow()
-    log.info("job.ping_applied", ping_id=str(ping_id), requested_by=ping.requested_by)
+    """The ping's effect: an atomic counter, not idempotent on its own (the actor claims the
+    message first, in the same transaction)."""
+    await session.execute(_APPLY_PING, {"ping_id": ping_id, "now": utcnow()})
+    log.debug("job.ping_applied", ping_id=str(ping_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -143,6 +144,34 @@ async def test_relay_failure_leaves_row_for_the_sweeper(jobs_runtime: Runtime) -
         count, oldest = await outbox.backlog(session)
     assert row is not None and row.sent_at is None
     assert count == 1 and oldest is not None
+
+
+async def test_relay_marks_rows_sent_in_batches_within_its_window(jobs_runtime: Runtime) -> None:
+    relay = outbox.OutboxRelay(
+        jobs_runtime.session_factory, publisher(jobs_runtime.broker), mark_sent_window=0.05
+    )
+    pings = []
+    for note in ("one", "two", "three"):
+        async with jobs_runtime.session_factory() as session:
+            pings.append(await request_ping(session, note=note, by="test"))
+            await session.commit()
+        await relay.relay_committed(session)
+
+    async def unsent() -> int:
+        async with jobs_runtime.session_factory() as session:
+            return (await outbox.backlog(session))[0]
+
+    assert await unsent() == 3  # published at once, marked when the window closes
+    await eventually(lambda: _zero(unsent), what="the batched mark")
+    async with jobs_runtime.session_factory() as session:
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    assert {row.publish_attempts for row in rows} == {1}
+    assert len({row.sent_at for row in rows}) == 1  # one UPDATE for all three
+    await relay.close()
+
+
+async def _zero(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() == 0
 
 
 async def test_cleanup_removes_only_old_sent_rows(jobs_runtime: Runtime) -> None:
