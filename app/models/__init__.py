@@ -2,6 +2,14 @@
 
 from app.models.base import Base
 from app.models.jobs import JobFailure, JobPing, OutboxMessage, ProcessedMessage
+from app.models.promocodes import (
+    Plan,
+    Promocode,
+    PromocodeAttempt,
+    PromocodeGrant,
+    PromocodeUse,
+    Purchase,
+)
 from app.models.users import (
     AuditLog,
     Group,
@@ -21,7 +29,13 @@ __all__ = [
     "JobFailure",
     "JobPing",
     "OutboxMessage",
+    "Plan",
     "ProcessedMessage",
+    "Promocode",
+    "PromocodeAttempt",
+    "PromocodeGrant",
+    "PromocodeUse",
+    "Purchase",
     "RefreshToken",
     "ServiceToken",
     "User",
