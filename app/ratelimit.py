@@ -24,6 +24,10 @@ class RateDecision:
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision: ...
 
+    async def peek(self, key: str, limit: int) -> RateDecision:
+        """Whether `key` is over `limit` now, without counting an attempt."""
+        ...
+
     async def reset(self, key: str) -> None: ...
 
 
@@ -43,6 +47,14 @@ class MemoryRateLimiter:
             if len(self._windows) > 100_000:
                 self._evict(now)
         if count > limit:
+            return RateDecision(False, max(1, math.ceil(resets_at - now)))
+        return RateDecision(True, 0)
+
+    async def peek(self, key: str, limit: int) -> RateDecision:
+        now = time.monotonic()
+        with self._lock:
+            count, resets_at = self._windows.get(key, (0, now))
+        if resets_at > now and count >= limit:
             return RateDecision(False, max(1, math.ceil(resets_at - now)))
         return RateDecision(True, 0)
 
@@ -69,6 +81,16 @@ class RedisRateLimiter:
             count, _, ttl = await pipe.execute()
         if int(count) > limit:
             return RateDecision(False, max(1, int(ttl)))
+        return RateDecision(True, 0)
+
+    async def peek(self, key: str, limit: int) -> RateDecision:
+        name = self._prefix + key
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(name)
+            pipe.ttl(name)
+            count, ttl = await pipe.execute()
+        if count is not None and int(count) >= limit and int(ttl) > 0:
+            return RateDecision(False, int(ttl))
         return RateDecision(True, 0)
 
     async def reset(self, key: str) -> None:

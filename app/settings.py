@@ -75,10 +75,20 @@ class Settings(BaseSettings):
     outbox_retention_hours: int = Field(default=72, ge=1)
     # Cron expressions per periodic actor: five fields, or six with seconds first.
     schedules: dict[str, str] = Field(
-        default_factory=lambda: {"outbox.sweep": "* * * * *", "outbox.cleanup": "17 * * * *"}
+        default_factory=lambda: {
+            "outbox.sweep": "* * * * *",
+            "outbox.cleanup": "17 * * * *",
+            "promocodes.release_stale_reservations": "* * * * *",
+        }
     )
     scheduler_in_process: bool | None = None
     scheduler_lock_ttl_seconds: int = Field(default=30, ge=2)
+
+    # Promocodes
+    promocode_reservation_ttl_seconds: int = Field(default=900, ge=10)
+    promocode_max_rejections: int = Field(default=10, ge=1)  # per user, per window
+    promocode_ip_max_rejections: int = Field(default=50, ge=1)  # per IP, per window
+    promocode_rejection_window_seconds: int = Field(default=600, ge=1)
 
     # Logging
     log_level: str = "INFO"

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
@@ -33,6 +34,7 @@ from app.auth import AccessTokenCodec
 from app.db import create_engine
 from app.main import create_app
 from app.migrate import upgrade
+from app.models import Base
 from app.ratelimit import RedisRateLimiter
 from app.runtime import Runtime
 from app.settings import Settings
@@ -184,3 +186,18 @@ class _Unclosed(Runtime):
 
     async def close(self) -> None:
         return None
+
+
+@pytest.fixture
+async def committing_runtime(backend: Backend, settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime whose requests commit for real, each on its own connection (PostgreSQL
+    only: concurrency tests); the tables are emptied afterwards."""
+    assert backend.redis is not None, "committing_runtime needs the PostgreSQL backend"
+    await backend.redis.flushdb()
+    engine = create_engine(settings, pool_size=40, max_overflow=10)
+    runtime = Runtime.build(settings, engine=engine, redis=backend.redis)
+    yield runtime
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await engine.dispose()

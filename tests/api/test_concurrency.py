@@ -7,17 +7,13 @@ their own and empty the tables afterwards.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from app.db import create_engine
-from app.models.base import Base
 from app.models.users import Group, Role, User
 from app.runtime import Runtime
-from app.settings import Settings
-from tests.conftest import Backend, make_client
+from tests.conftest import make_client
 from tests.helpers import PASSWORD, access_token, create_user, gql
 
 REGISTER = """mutation R($input: RegisterInput!) {
@@ -32,19 +28,6 @@ PARALLEL = 8
 
 # SQLite serialises writers, so races are proven where they can happen: on PostgreSQL.
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-
-
-@pytest.fixture
-async def committing_runtime(backend: Backend, settings: Settings) -> AsyncIterator[Runtime]:
-    assert backend.redis is not None
-    await backend.redis.flushdb()
-    engine = create_engine(settings, pool_size=PARALLEL + 2)
-    runtime = Runtime.build(settings, engine=engine, redis=backend.redis)
-    yield runtime
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    await engine.dispose()
 
 
 async def _count(runtime: Runtime, statement: object) -> int:

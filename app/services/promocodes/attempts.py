@@ -1,0 +1,99 @@
+"""Rejected promocode attempts: the typed rejection, the attempt log, per-user/IP limits.
+
+Every refusal is logged with its true reason; the caller sees the user-facing one, and a
+caller with too many recent refusals (per user or per IP) is refused RATE_LIMITED first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.promocodes import AttemptOperation, PromocodeAttempt, Rejection
+from app.models.users import User
+from app.ratelimit import RateLimiter
+from app.services.errors import DomainError
+from app.services.promocodes.eligibility import MAX_CODE_LENGTH, user_facing
+from app.settings import Settings
+
+
+class PromocodeRejected(DomainError):
+    """A code refused for a user: `reason` is the truth, `code` what the user is told."""
+
+    def __init__(self, reason: Rejection, promocode_id: uuid.UUID | None = None) -> None:
+        shown = user_facing(reason)
+        super().__init__(shown, _MESSAGES[shown], "code")
+        self.reason = reason
+        self.promocode_id = promocode_id
+
+
+_MESSAGES = {
+    Rejection.NOT_FOUND: "No such promocode.",
+    Rejection.INACTIVE: "This promocode is no longer active.",
+    Rejection.NOT_STARTED: "This promocode is not valid yet.",
+    Rejection.EXPIRED: "This promocode has expired.",
+    Rejection.EXHAUSTED: "This promocode has been used up.",
+    Rejection.ALREADY_USED_BY_USER: "You have already used this promocode.",
+    Rejection.NOT_ASSIGNED_TO_USER: "No such promocode.",
+    Rejection.PLAN_NOT_ELIGIBLE: "This promocode does not apply to this plan.",
+    Rejection.SUBSCRIBER_NOT_ELIGIBLE: "This promocode is not available for your subscription.",
+    Rejection.USER_NOT_ACTIVE: "Your account can't use promocodes.",
+    Rejection.RATE_LIMITED: "Too many rejected promocodes: try again later.",
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, for attempt logs and rate limits."""
+
+    user: User
+    ip: str | None = None
+
+
+class RejectionLimits:
+    """Counts rejected attempts per user and per IP; refuses callers over the limit."""
+
+    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self.limiter = limiter
+        self.settings = settings
+
+    def _keys(self, caller: Caller) -> list[tuple[str, int]]:
+        keys = [(f"promocode:user:{caller.user.id}", self.settings.promocode_max_rejections)]
+        if caller.ip:
+            keys.append((f"promocode:ip:{caller.ip}", self.settings.promocode_ip_max_rejections))
+        return keys
+
+    async def blocked(self, caller: Caller) -> bool:
+        for key, limit in self._keys(caller):
+            if not (await self.limiter.peek(key, limit)).allowed:
+                return True
+        return False
+
+    async def count_rejection(self, caller: Caller) -> None:
+        window = self.settings.promocode_rejection_window_seconds
+        for key, limit in self._keys(caller):
+            await self.limiter.hit(key, limit, window)
+
+
+async def record_attempt(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    code: str,
+    plan_id: uuid.UUID | None,
+    operation: AttemptOperation,
+    rejection: PromocodeRejected,
+) -> None:
+    session.add(
+        PromocodeAttempt(
+            user_id=caller.user.id,
+            promocode_id=rejection.promocode_id,
+            plan_id=plan_id,
+            code_entered=code.strip()[:MAX_CODE_LENGTH],
+            operation=operation,
+            reason=rejection.reason,
+            ip=caller.ip,
+        )
+    )
