@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory, transaction
+from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
 from app.models.users import Role, ServiceToken, User
 from app.services import groups as group_service
 from app.services import sessions as session_service
@@ -55,6 +56,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                     session, "demo", group.id, [u.id for u in users[:2]]
                 )
                 service_secret = await _service_token(session)
+                await load_demo_promocodes(session, group)
             assert admin is not None and user is not None
             admin_tokens = await session_service.issue_tokens(
                 session, admin, uuid.uuid4(), codec, settings
@@ -69,6 +71,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     print(f"ADMIN access token ({ADMIN_EMAIL}):\n  Bearer {admin_tokens.access_token}")
     if service_secret:
         print(f"SERVICE token ({SERVICE_NAME}), shown once:\n  Bearer {service_secret}")
+    print("\nPromocodes to try (plans: monthly, yearly): " + ", ".join(c[0] for c in DEMO_CODES))
     print(
         "\nPaste one into GraphiQL's Headers tab as "
         '{"Authorization": "Bearer <token>"} and run: query { viewer { user { email roles } } }'
