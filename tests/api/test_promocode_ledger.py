@@ -124,6 +124,34 @@ async def test_confirm_after_expiry_when_someone_else_took_the_use(runtime: Runt
     assert uses == 1
 
 
+async def test_late_confirm_cannot_exceed_the_per_user_limit(runtime: Runtime) -> None:
+    plan, code = await _setup(runtime, max_uses=5)
+    user = await create_user(runtime)
+
+    async def buy() -> Purchase:
+        async with runtime.session_factory() as session, session.begin():
+            purchase, _ = await create_purchase(
+                session,
+                Caller(user),
+                plan_id=plan.id,
+                code=code.code,
+                idempotency_key=None,
+                settings=runtime.settings,
+            )
+        return purchase
+
+    first = await buy()
+    await _expire_reservations(runtime)
+    await buy()  # the user's one use, taken again by a second purchase
+    async with runtime.session_factory() as session:
+        with pytest.raises(DomainError) as refused:
+            await confirm_purchase(session, first.id, actor="service:payments")
+        await session.rollback()
+    assert refused.value.code is PurchaseErrorCode.RESERVATION_EXPIRED
+    _, _, uses = await _state(runtime, first)
+    assert uses == 1
+
+
 async def test_payment_results_are_idempotent_and_final(runtime: Runtime) -> None:
     plan, code = await _setup(runtime, max_uses=2)
     failed, confirmed = await _buy(runtime, plan, code), await _buy(runtime, plan, code)

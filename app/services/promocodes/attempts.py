@@ -22,11 +22,18 @@ from app.settings import Settings
 class PromocodeRejected(DomainError):
     """A code refused for a user: `reason` is the truth, `code` what the user is told."""
 
-    def __init__(self, reason: Rejection, promocode_id: uuid.UUID | None = None) -> None:
+    def __init__(
+        self,
+        reason: Rejection,
+        promocode_id: uuid.UUID | None = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         shown = user_facing(reason)
         super().__init__(shown, _MESSAGES[shown], "code")
         self.reason = reason
         self.promocode_id = promocode_id
+        self.retry_after = retry_after  # seconds, for RATE_LIMITED
 
 
 _MESSAGES = {
@@ -65,16 +72,23 @@ class RejectionLimits:
             keys.append((f"promocode:ip:{caller.ip}", self.settings.promocode_ip_max_rejections))
         return keys
 
-    async def blocked(self, caller: Caller) -> bool:
+    async def blocked(self, caller: Caller) -> int:
+        """Seconds until the caller may try again; 0 when not blocked."""
         for key, limit in self._keys(caller):
-            if not (await self.limiter.peek(key, limit)).allowed:
-                return True
-        return False
+            decision = await self.limiter.peek(key, limit)
+            if not decision.allowed:
+                return max(1, decision.retry_after)
+        return 0
 
     async def count_rejection(self, caller: Caller) -> None:
         window = self.settings.promocode_rejection_window_seconds
         for key, limit in self._keys(caller):
             await self.limiter.hit(key, limit, window)
+
+
+def _loggable(code: str) -> str:
+    """What was entered, as text any database stores (PostgreSQL refuses NUL characters)."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in code.strip()[:MAX_CODE_LENGTH])
 
 
 async def record_attempt(
@@ -91,7 +105,7 @@ async def record_attempt(
             user_id=caller.user.id,
             promocode_id=rejection.promocode_id,
             plan_id=plan_id,
-            code_entered=code.strip()[:MAX_CODE_LENGTH],
+            code_entered=_loggable(code),
             operation=operation,
             reason=rejection.reason,
             ip=caller.ip,

@@ -49,6 +49,7 @@ def user_facing(reason: Rejection) -> Rejection:
 class Verdict:
     promocode: Promocode | None
     rejection: Rejection | None
+    retry_after: int | None = None
 
     @property
     def accepted(self) -> bool:

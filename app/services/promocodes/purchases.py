@@ -92,9 +92,18 @@ def price(plan: Plan, promocode: Promocode | None) -> Quote:
 async def _checked(
     session: AsyncSession, caller: Caller, code: str, plan: Plan, limits: RejectionLimits | None
 ) -> Verdict:
-    if limits is not None and await limits.blocked(caller):
-        return Verdict(None, Rejection.RATE_LIMITED)
+    if limits is not None and (retry_after := await limits.blocked(caller)):
+        return Verdict(None, Rejection.RATE_LIMITED, retry_after)
     return await evaluate(session, caller.user, code, plan, utcnow())
+
+
+def _rejection(verdict: Verdict) -> PromocodeRejected:
+    assert verdict.rejection is not None
+    return PromocodeRejected(
+        verdict.rejection,
+        verdict.promocode.id if verdict.promocode else None,
+        retry_after=verdict.retry_after,
+    )
 
 
 async def quote(
@@ -122,10 +131,7 @@ async def _reject(
     verdict: Verdict,
     limits: RejectionLimits | None,
 ) -> None:
-    assert verdict.rejection is not None
-    rejection = PromocodeRejected(
-        verdict.rejection, verdict.promocode.id if verdict.promocode else None
-    )
+    rejection = _rejection(verdict)
     await record_attempt(
         session, caller=caller, code=code, plan_id=plan.id, operation=operation, rejection=rejection
     )
@@ -175,9 +181,7 @@ async def _create(
     if code is not None:
         verdict = await _checked(session, caller, code, plan, limits)
         if verdict.rejection is not None:
-            raise PromocodeRejected(
-                verdict.rejection, verdict.promocode.id if verdict.promocode else None
-            )
+            raise _rejection(verdict)
         promocode = verdict.promocode
         assert promocode is not None
         await _take_use(session, promocode, caller.user)
@@ -224,10 +228,11 @@ async def create_purchase(
 ) -> tuple[Purchase, bool]:
     """Create a PENDING purchase, reserving a use of `code`; a retry with the same
     `idempotency_key` returns the first purchase. Returns (purchase, replayed)."""
-    plan = await get_plan(session, plan_id)
     ttl = timedelta(seconds=settings.promocode_reservation_ttl_seconds)
 
     async def create() -> str:
+        # The plan is looked up here, so a retry after the plan was retired still replays.
+        plan = await get_plan(session, plan_id)
         # A savepoint: a rejection after the purchase row was flushed leaves nothing behind.
         async with session.begin_nested():
             purchase = await _create(
@@ -258,7 +263,7 @@ async def create_purchase(
             session,
             caller=caller,
             code=code,
-            plan_id=plan.id,
+            plan_id=plan_id,
             operation=operation,
             rejection=rejection,
         )
@@ -314,6 +319,13 @@ async def confirm_purchase(
 
 
 async def _retake(session: AsyncSession, use: PromocodeUse) -> None:
+    """Take a timed-out use back for a late payment, within both limits, or refuse."""
+    locked = await session.scalar(
+        select(Promocode).where(Promocode.id == use.promocode_id).with_for_update(key_share=True)
+    )
+    assert locked is not None
+    if await holding_uses(session, use.promocode_id, use.user_id) >= locked.max_uses_per_user:
+        raise _expired()
     taken = await session.scalar(
         update(Promocode)
         .where(
@@ -324,13 +336,17 @@ async def _retake(session: AsyncSession, use: PromocodeUse) -> None:
         .returning(Promocode.uses)
     )
     if taken is None:
-        raise DomainError(
-            PurchaseErrorCode.RESERVATION_EXPIRED,
-            "The promocode reservation expired and the code is used up: refund the payment.",
-            "purchaseId",
-        )
+        raise _expired()
     use.released_at = None
     use.release_reason = None
+
+
+def _expired() -> DomainError:
+    return DomainError(
+        PurchaseErrorCode.RESERVATION_EXPIRED,
+        "The promocode reservation expired and can't be taken again: refund the payment.",
+        "purchaseId",
+    )
 
 
 async def fail_purchase(
