@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
+from app.models.promocodes import Plan, Promocode, promocode_plans
 from app.models.users import Group, User
 from app.services import groups as group_service
 from schema.context import Context
@@ -48,9 +49,37 @@ def build_loaders(context: Context) -> dict[str, DataLoader[Any, Any]]:
         counts = await group_service.member_counts(context.session, _uuids(keys))
         return [counts.get(uuid.UUID(key), 0) for key in keys]
 
+    async def plans(keys: list[str]) -> list[Plan | None]:
+        rows = await context.session.scalars(select(Plan).where(Plan.id.in_(_uuids(keys))))
+        by_id = {str(plan.id): plan for plan in rows}
+        return [by_id.get(key) for key in keys]
+
+    async def promocodes(keys: list[str]) -> list[Promocode | None]:
+        rows = await context.session.scalars(
+            select(Promocode).where(Promocode.id.in_(_uuids(keys)))
+        )
+        by_id = {str(promocode.id): promocode for promocode in rows}
+        return [by_id.get(key) for key in keys]
+
+    async def plans_of_promocodes(keys: list[str]) -> list[list[Plan] | None]:
+        """The plans each code is restricted to; None for a code that fits every plan."""
+        rows = await context.session.execute(
+            select(promocode_plans.c.promocode_id, Plan)
+            .join(Plan, Plan.id == promocode_plans.c.plan_id)
+            .where(promocode_plans.c.promocode_id.in_(_uuids(keys)))
+            .order_by(Plan.price_minor, Plan.slug)
+        )
+        found: dict[str, list[Plan]] = {}
+        for promocode_id, plan in rows:
+            found.setdefault(str(promocode_id), []).append(plan)
+        return [found.get(key) for key in keys]
+
     return {
         "users": loader(users),
         "groups": loader(groups),
         "user_groups": loader(user_groups),
         "group_member_count": loader(group_member_count),
+        "plans": loader(plans),
+        "promocodes": loader(promocodes),
+        "promocode_plans": loader(plans_of_promocodes),
     }

@@ -12,14 +12,22 @@ from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from resolvers.jobs import JobMutation, JobQuery
+from resolvers.promocodes import PromocodeMutation, PromocodeQuery
+from resolvers.promocodes_admin import PromocodeAdminMutation
+from resolvers.promocodes_admin_queries import PromocodeAdminQuery
 from resolvers.users import UserMutation, UserQuery
 from schema.context import Context
 from schema.extensions import build_extensions, is_unexpected
 
 log = structlog.get_logger("engage.graphql")
 
-QUERIES: tuple[type, ...] = (UserQuery, JobQuery)
-MUTATIONS: tuple[type, ...] = (UserMutation, JobMutation)
+QUERIES: tuple[type, ...] = (UserQuery, JobQuery, PromocodeQuery, PromocodeAdminQuery)
+MUTATIONS: tuple[type, ...] = (
+    UserMutation,
+    JobMutation,
+    PromocodeMutation,
+    PromocodeAdminMutation,
+)
 
 
 class EngageSchema(strawberry.Schema):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -14,6 +14,9 @@ from app.services.groups import GroupErrorCode
 from app.services.users import AccountErrorCode
 from schema.base import IDEMPOTENCY_KEY_DESCRIPTION
 from schema.context import Context
+
+if TYPE_CHECKING:
+    from schema.promocodes import PromocodeOffer, PurchaseNode
 
 strawberry.enum(AccountErrorCode, name="AccountErrorCode")
 strawberry.enum(GroupErrorCode, name="GroupErrorCode")
@@ -109,6 +112,34 @@ class Viewer:
     """The signed-in user. Each domain hangs the caller's own data off this type."""
 
     user: UserNode
+
+    @strawberry.field(
+        description=(
+            "Promocodes the caller can use now: granted to them (personally or through a "
+            "group) or public, with what each gives; at most 100, soonest to expire first."
+        )
+    )
+    async def promocodes(
+        self, info: Info[Context, Any]
+    ) -> list[Annotated[PromocodeOffer, strawberry.lazy("schema.promocodes")]]:
+        from resolvers.promocodes import viewer_promocodes
+
+        return await viewer_promocodes(info)
+
+    @strawberry.field(description="The caller's purchases, newest first.")
+    async def purchases(
+        self,
+        info: Info[Context, Any],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+        ] = None,
+    ) -> relay.Connection[Annotated[PurchaseNode, strawberry.lazy("schema.promocodes")]]:
+        from resolvers.promocodes import viewer_purchases
+
+        return await viewer_purchases(info, first, after)
 
 
 @strawberry.type
