@@ -8,9 +8,10 @@ builds its own with `create_engine()`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -22,6 +23,61 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.settings import Settings
+
+T = TypeVar("T")
+
+
+class SerializedSession(AsyncSession):
+    """An AsyncSession whose operations wait their turn instead of failing.
+
+    GraphQL resolves sibling fields concurrently (`plans` next to `viewer`, two fields of one
+    object), and they share the request's session, which refuses concurrent operations
+    ("This session is provisioning a new connection"). Each operation here holds an
+    asyncio lock for its duration; the lock is re-entrant per task, because AsyncSession's
+    own methods call each other (`scalars` awaits `execute`). DataLoaders still batch:
+    they run one query for many sibling fields.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+
+    async def _serialized(self, operation: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        task = asyncio.current_task()
+        if task is not None and self._holder is task:
+            return await operation(*args, **kw)
+        async with self._turn:
+            self._holder = task
+            try:
+                return await operation(*args, **kw)
+            finally:
+                self._holder = None
+
+    async def execute(self, *args: Any, **kw: Any) -> Any:
+        return await self._serialized(super().execute, *args, **kw)
+
+    async def scalar(self, *args: Any, **kw: Any) -> Any:
+        return await self._serialized(super().scalar, *args, **kw)
+
+    async def scalars(self, *args: Any, **kw: Any) -> Any:
+        return await self._serialized(super().scalars, *args, **kw)
+
+    async def get(self, *args: Any, **kw: Any) -> Any:
+        return await self._serialized(super().get, *args, **kw)
+
+    async def flush(self, *args: Any, **kw: Any) -> None:
+        await self._serialized(super().flush, *args, **kw)
+
+    async def refresh(self, *args: Any, **kw: Any) -> None:
+        await self._serialized(super().refresh, *args, **kw)
+
+    async def delete(self, *args: Any, **kw: Any) -> None:
+        await self._serialized(super().delete, *args, **kw)
+
+    async def run_sync(self, *args: Any, **kw: Any) -> Any:
+        return await self._serialized(super().run_sync, *args, **kw)
+
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -54,7 +110,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    return async_sessionmaker(
+        engine, class_=SerializedSession, expire_on_commit=False, autoflush=True
+    )
 
 
 @asynccontextmanager

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from app.auth import AccessTokenCodec
-from app.db import create_engine
+from app.db import SerializedSession, create_engine
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Base
@@ -154,7 +154,10 @@ def _runtime(
         settings,
         engine=engine,
         session_factory=async_sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            bind=connection,
+            class_=SerializedSession,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
         ),
         limiter=RedisRateLimiter(redis, prefix=f"engage:test:{uuid.uuid4().hex}:"),
         redis=redis,
