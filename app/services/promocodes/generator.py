@@ -18,6 +18,7 @@ codes that already existed, until the requested number is inserted. It never com
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -25,9 +26,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from random import Random
 from typing import Any
 
-from sqlalchemy import ARRAY, Column, Select, Table, func, literal, select, true
-from sqlalchemy import values as values_clause
+from sqlalchemy import ARRAY, Column, Select, String, Table, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, FromClause, column
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -59,10 +60,10 @@ COPIED_COLUMNS = frozenset(
 )
 PLAN_IDS = "plan_ids"
 
-# Rows per INSERT. Only `id` and `code` vary per row (two bound parameters each on SQLite,
-# two arrays on PostgreSQL), so a chunk stays far below SQLite's 32,766 parameters.
+# Rows per INSERT. Only `id` and `code` vary per row, and they travel as one array each
+# (PostgreSQL) or one JSON parameter (SQLite), so the statement's parameter count does not
+# grow with the chunk (SQLite allows 32,766); the chunk bounds the statement's size.
 CHUNK_ROWS = 5000
-SQLITE_MAX_PARAMETERS = 32_766
 
 _PREFIX = re.compile(r"[A-Z0-9-]*")
 _SYMBOL = re.compile(r"[A-Z0-9]")
@@ -157,19 +158,18 @@ def generate(
     prefix = _clean_prefix(prefix, length)
     space = capacity(length, charset)
     _check_sparse(count, space)
+    if count == 0:
+        return []
     taken = taken or set()
     free = space - _taken_in_space(taken, prefix, length, charset)
     if count > free:
         raise ValueError(f"only {free} of the {space} possible codes are free, {count} requested")
     draw = (rng or _SYSTEM_RANDOM).randrange  # one unbiased draw per code
-    codes: list[str] = []
-    seen: set[str] = set()
-    while len(codes) < count:
-        code = prefix + _encode(draw(space), length, charset)
-        if code not in taken and code not in seen:
-            seen.add(code)
-            codes.append(code)
-    return codes
+    chosen: dict[str, None] = {}  # insertion-ordered, so a seeded rng gives a stable result
+    while len(chosen) < count:
+        batch = (prefix + _encode(draw(space), length, charset) for _ in range(count - len(chosen)))
+        chosen.update(dict.fromkeys(code for code in batch if code not in taken))
+    return list(chosen)
 
 
 # --- inserting into the database ---------------------------------------------------------
@@ -210,34 +210,43 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _rows_source(dialect: str, columns: Sequence[Column[Any]], data: list[list[Any]]) -> FromClause:
-    """A FROM clause of rows (`data` holds one list per column, named like `columns`).
+def _stored(dialect: Dialect, col: Column[Any], values: Sequence[Any]) -> list[Any]:
+    """`values` as the column's type binds them (a UUID on SQLite: its 32 hex digits)."""
+    processor = col.type.bind_processor(dialect)
+    return [processor(value) for value in values] if processor else list(values)
 
-    PostgreSQL: `unnest` of one array per column, i.e. a single parameter per column however
-    many rows. SQLite: a `WITH src(...) AS (VALUES …)` CTE, one parameter per value.
+
+def _rows_source(
+    dialect: Dialect, columns: Sequence[Column[Any]], data: list[list[Any]]
+) -> FromClause:
+    """A FROM clause of rows; `data` holds one list of values per column of `columns`.
+
+    PostgreSQL: `unnest` of one array per column. SQLite: `json_each` of one JSON array of
+    rows. Either way a chunk costs a bound parameter per column, not per value: a VALUES list
+    would cost SQLAlchemy about 50 µs per row to compile, and on SQLite would need a CTE to
+    name its columns; a statement starting with WITH is autocommitted by pysqlite, which only
+    opens a transaction before INSERT/UPDATE/DELETE.
     """
-    if dialect == "postgresql":
-        arrays = [
-            literal(values, type_=ARRAY(col.type))
-            for col, values in zip(columns, data, strict=True)
-        ]
+    if dialect.name == "postgresql":
+        arrays = [literal(vals, ARRAY(col.type)) for col, vals in zip(columns, data, strict=True)]
         typed = [column(col.name, col.type) for col in columns]
         return func.unnest(*arrays).table_valued(*typed).render_derived(name="src")
-    typed = [column(col.name, col.type) for col in columns]
-    rows = list(zip(*data, strict=True))
-    # The CTE is nested in a subquery so that the statement starts with INSERT: pysqlite
-    # only opens a transaction before INSERT/UPDATE/DELETE, so a leading WITH would be
-    # autocommitted (SQLite cannot name a bare VALUES subquery's columns, hence the CTE).
-    src = values_clause(*typed, name="src").data(rows).cte("src", nesting=True)
-    return select(src).subquery("new_rows")
+    stored = [_stored(dialect, col, vals) for col, vals in zip(columns, data, strict=True)]
+    payload = json.dumps(list(zip(*stored, strict=True)))
+    each = func.json_each(literal(payload, String())).table_valued("value").alias("src")
+    fields = [
+        func.json_extract(each.c.value, f"$[{index}]").label(col.name)
+        for index, col in enumerate(columns)
+    ]
+    return select(*fields).select_from(each).subquery("new_rows")
 
 
-def _dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if dialect == "postgresql":
+def _dialect_insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect.name == "postgresql":
         return postgresql.insert(table)
-    if dialect == "sqlite":
+    if dialect.name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"bulk promocode insert does not support {dialect}")
+    raise NotImplementedError(f"bulk promocode insert does not support {dialect.name}")
 
 
 def _select_rows(
@@ -254,33 +263,53 @@ def _select_rows(
 
 
 async def _insert_codes(
-    session: AsyncSession, dialect: str, codes: Sequence[str], constants: Mapping[str, Any]
-) -> list[tuple[uuid.UUID, str]]:
-    """Insert one chunk; returns (id, code) of the rows inserted, i.e. not already taken."""
-    ids = [uuid.uuid4() for _ in codes]
+    session: AsyncSession,
+    dialect: Dialect,
+    ids: list[uuid.UUID],
+    codes: list[str],
+    constants: Mapping[str, Any],
+) -> list[str]:
+    """Insert one chunk; returns the codes inserted, i.e. those not taken already."""
     key = [PROMOCODES.c.id, PROMOCODES.c.code]
-    source = _rows_source(dialect, key, [ids, list(codes)])
-    names, rows = _select_rows(source, constants, PROMOCODES)
+    names, rows = _select_rows(_rows_source(dialect, key, [ids, codes]), constants, PROMOCODES)
     statement = (
         _dialect_insert(dialect, PROMOCODES)
         .from_select(names, rows)
         .on_conflict_do_nothing(index_elements=[PROMOCODES.c.code])
-        .returning(PROMOCODES.c.id, PROMOCODES.c.code)
+        .returning(PROMOCODES.c.code)
     )
-    result = await session.execute(statement)
-    return [(row.id, row.code) for row in result]
+    return list((await session.scalars(statement)).all())
 
 
 async def _insert_plans(
-    session: AsyncSession, dialect: str, code_ids: Sequence[uuid.UUID], plan_ids: list[uuid.UUID]
+    session: AsyncSession,
+    dialect: Dialect,
+    code_ids: Sequence[uuid.UUID],
+    plan_ids: list[uuid.UUID],
 ) -> None:
     """One `promocode_plans` row per (new code, plan), in as few statements as fit."""
     pairs = [(code_id, plan_id) for code_id in code_ids for plan_id in plan_ids]
     key = [promocode_plans.c.promocode_id, promocode_plans.c.plan_id]
-    for chunk in _chunks(pairs, SQLITE_MAX_PARAMETERS // 4):
+    for chunk in _chunks(pairs, CHUNK_ROWS):
         source = _rows_source(dialect, key, [list(side) for side in zip(*chunk, strict=True)])
         names, rows = _select_rows(source, {}, promocode_plans)
         await session.execute(_dialect_insert(dialect, promocode_plans).from_select(names, rows))
+
+
+async def _insert_chunk(
+    session: AsyncSession,
+    dialect: Dialect,
+    codes: Sequence[str],
+    constants: Mapping[str, Any],
+    plan_ids: list[uuid.UUID],
+) -> list[str]:
+    """Insert one chunk of codes and their eligible plans; returns the codes inserted."""
+    ids = [uuid.uuid4() for _ in codes]
+    inserted = await _insert_codes(session, dialect, ids, list(codes), constants)
+    if plan_ids and inserted:
+        id_of = dict(zip(codes, ids, strict=True))
+        await _insert_plans(session, dialect, [id_of[code] for code in inserted], plan_ids)
+    return inserted
 
 
 async def insert_generated(
@@ -305,22 +334,18 @@ async def insert_generated(
     """
     constants = _constant_values(template, batch_id)
     plan_ids = _plan_ids(template)
-    dialect = session.get_bind().dialect.name
-    pending = generate(count, length=length, prefix=prefix, charset=charset, rng=rng)
+    dialect = session.get_bind().dialect
+
+    def draw(number: int, taken: set[str] | None = None) -> list[str]:
+        return generate(number, length=length, prefix=prefix, charset=charset, taken=taken, rng=rng)
+
+    pending = draw(count)
     drawn = set(pending)  # everything drawn so far: inserted, or found to exist already
     inserted: list[str] = []
     while pending:
         for chunk in _chunks(pending, CHUNK_ROWS):
-            rows = await _insert_codes(session, dialect, chunk, constants)
-            if plan_ids:
-                await _insert_plans(session, dialect, [row_id for row_id, _ in rows], plan_ids)
-            inserted.extend(code for _, code in rows)
-        missing = count - len(inserted)
-        if missing:
-            pending = generate(
-                missing, length=length, prefix=prefix, charset=charset, taken=drawn, rng=rng
-            )
-            drawn.update(pending)
-        else:
-            pending = []
+            inserted += await _insert_chunk(session, dialect, chunk, constants, plan_ids)
+        # The codes that were skipped exist already (they are in `drawn`): draw replacements.
+        pending = draw(count - len(inserted), taken=drawn)
+        drawn.update(pending)
     return inserted
