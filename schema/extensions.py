@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -49,17 +50,27 @@ class OperationMetrics(SchemaExtension):
         metrics.record_operation(name, kind, time.perf_counter() - started, errors)
 
 
+CACHE_SIZE = 256
+
+
 def build_extensions(settings: Settings) -> list[Any]:
-    # The caches are created once and shared by every request's extension instance.
-    parser_cache = ParserCache(maxsize=256)
-    validation_cache = ValidationCache(maxsize=256)
+    """Extension factories: each request gets its own instances (they hold its context).
+
+    The parser and validation caches live at module level in strawberry, shared by all
+    instances of one size. The validation cache's key includes the validation rules, and
+    the depth and alias limiters create new rule classes per instance, so their rules are
+    built once here; per-request limiters would make every request miss the cache.
+    """
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
         OperationMetrics,
-        lambda: parser_cache,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: validation_cache,
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from strawberry.extensions.validation_cache import _get_validate_cache
 
 from app.runtime import Runtime
+from schema.extensions import CACHE_SIZE
 from tests.conftest import make_client
 from tests.helpers import gql
 
@@ -37,3 +39,14 @@ async def test_query_over_the_token_limit(client: httpx.AsyncClient, runtime: Ru
 async def test_within_limits_is_fine(client: httpx.AsyncClient) -> None:
     body = await gql(client, "query Fine { __typename a: __typename }")
     assert body == {"data": {"__typename": "Query", "a": "Query"}}
+
+
+async def test_repeated_documents_hit_the_validation_cache(client: httpx.AsyncClient) -> None:
+    query = "query CacheProbe { plans { slug } }"
+    await gql(client, query)
+    before = _get_validate_cache(CACHE_SIZE).cache_info()
+    for _ in range(3):
+        await gql(client, query)
+    after = _get_validate_cache(CACHE_SIZE).cache_info()
+    assert after.hits - before.hits == 3
+    assert after.misses == before.misses

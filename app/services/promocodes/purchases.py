@@ -233,18 +233,22 @@ async def create_purchase(
     async def create() -> str:
         # The plan is looked up here, so a retry after the plan was retired still replays.
         plan = await get_plan(session, plan_id)
-        # A savepoint: a rejection after the purchase row was flushed leaves nothing behind.
-        async with session.begin_nested():
-            purchase = await _create(
-                session,
-                caller,
-                plan,
-                code,
-                created_by=created_by or f"user:{caller.user.id}",
-                ttl=ttl,
-                limits=limits,
-            )
+        purchase = await _create(
+            session,
+            caller,
+            plan,
+            code,
+            created_by=created_by or f"user:{caller.user.id}",
+            ttl=ttl,
+            limits=limits,
+        )
         return str(purchase.id)
+
+    async def create_in_savepoint() -> str:
+        # A rejection after the use was taken must leave nothing behind. With a key, run_once
+        # already runs `create` in a savepoint; without one, this does.
+        async with session.begin_nested():
+            return await create()
 
     try:
         reference, replayed = await run_once(
@@ -253,7 +257,7 @@ async def create_purchase(
             operation="purchaseCreate",
             key=idempotency_key,
             request={"planId": str(plan_id), "code": code},
-            create=create,
+            create=create if idempotency_key is not None else create_in_savepoint,
             error_code=lambda c: PurchaseErrorCode[c.name],
         )
     except PromocodeRejected as rejection:
