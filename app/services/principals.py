@@ -38,6 +38,9 @@ async def resolve_principal(
         raise TokenError("UNKNOWN_USER")
     if user.status != UserStatus.ACTIVE:
         raise TokenError("ACCOUNT_" + user.status.value)
+    # The identity map holds rows weakly: keep the caller's row for the unit of work, so
+    # resolvers asking for it again (`session.get(User, id)`) don't query it again.
+    session.info["principal_user"] = user
     return Principal(kind="user", id=str(user.id), roles=frozenset(user.roles), user_id=user.id)
 
 

@@ -63,6 +63,11 @@ mutation Quote($input: PromocodeQuoteInput!) {{
   }}
 }}
 """
+# BEGIN, the caller, the idempotency check, a savepoint, plan, code, its plans, the lock,
+# the per-user count, the UPDATE, two INSERTs, the idempotency record, RELEASE, then the
+# payload's code and plan (loaders), COMMIT. In the tests BEGIN/COMMIT are a savepoint.
+PURCHASE_CREATE_STATEMENTS = 17
+
 CREATE = f"""
 mutation Create($input: PurchaseCreateInput!) {{
   purchaseCreate(input: $input) {{ purchase {{ {PURCHASE_FIELDS} }} {ERRORS} }}
@@ -1012,3 +1017,14 @@ async def test_a_purchase_node_is_visible_to_its_owner_and_services_only(
     assert theirs["data"]["node"] is None
     anonymous = await gql(client, NODE, {"id": purchase_id})
     assert error_codes(anonymous) == ["UNAUTHENTICATED"]
+
+
+async def test_purchase_create_statement_budget(
+    client: httpx.AsyncClient, runtime: Runtime, user: User, token: str, plan: Plan
+) -> None:
+    """Round trips are the cost of a reservation: this pins how many one takes."""
+    await add_code(runtime, "budget", PromocodeKind.PERCENT, 50, max_uses=10)
+    with counting_statements(runtime.engine) as statements:
+        body = await gql(client, CREATE, create_input(plan, "budget", "key-budget"), token=token)
+    assert body["data"]["purchaseCreate"]["errors"] == []
+    assert len(statements) <= PURCHASE_CREATE_STATEMENTS, statements

@@ -117,23 +117,35 @@ async def holding_uses(session: AsyncSession, promocode_id: uuid.UUID, user_id: 
 
 
 async def evaluate(
-    session: AsyncSession, user: User, code: str, plan: Plan, now: datetime
+    session: AsyncSession,
+    user: User,
+    code: str,
+    plan: Plan,
+    now: datetime,
+    *,
+    check_limits: bool = True,
 ) -> Verdict:
     """The first reason `user` can't use `code` for `plan` now, or an accepted verdict.
 
-    `EXHAUSTED` here is advisory: the reservation's conditional UPDATE is the authority.
+    The use limits checked here are advisory. A reservation passes `check_limits=False`,
+    because it checks them again under the code's row lock, which is the authority.
     """
     if user.status is not UserStatus.ACTIVE:
         return Verdict(None, Rejection.USER_NOT_ACTIVE)
     promocode = await find_code(session, code)
     if promocode is None:
         return Verdict(None, Rejection.NOT_FOUND)
-    reason = await _first_rejection(session, promocode, user, plan, now)
+    reason = await _first_rejection(session, promocode, user, plan, now, check_limits)
     return Verdict(promocode, reason)
 
 
 async def _first_rejection(
-    session: AsyncSession, promocode: Promocode, user: User, plan: Plan, now: datetime
+    session: AsyncSession,
+    promocode: Promocode,
+    user: User,
+    plan: Plan,
+    now: datetime,
+    check_limits: bool,
 ) -> Rejection | None:
     if promocode.audience is Audience.GRANTED and not await is_granted(
         session, promocode.id, user.id
@@ -151,6 +163,8 @@ async def _first_rejection(
         await subscriber_status(session, user.id, now) is not promocode.eligibility
     ):
         return Rejection.SUBSCRIBER_NOT_ELIGIBLE
+    if not check_limits:
+        return None
     if await holding_uses(session, promocode.id, user.id) >= promocode.max_uses_per_user:
         return Rejection.ALREADY_USED_BY_USER
     if promocode.max_uses is not None and promocode.uses >= promocode.max_uses:

@@ -90,11 +90,17 @@ def price(plan: Plan, promocode: Promocode | None) -> Quote:
 
 
 async def _checked(
-    session: AsyncSession, caller: Caller, code: str, plan: Plan, limits: RejectionLimits | None
+    session: AsyncSession,
+    caller: Caller,
+    code: str,
+    plan: Plan,
+    limits: RejectionLimits | None,
+    *,
+    check_limits: bool = True,
 ) -> Verdict:
     if limits is not None and (retry_after := await limits.blocked(caller)):
         return Verdict(None, Rejection.RATE_LIMITED, retry_after)
-    return await evaluate(session, caller.user, code, plan, utcnow())
+    return await evaluate(session, caller.user, code, plan, utcnow(), check_limits=check_limits)
 
 
 def _rejection(verdict: Verdict) -> PromocodeRejected:
@@ -179,7 +185,7 @@ async def _create(
 ) -> Purchase:
     promocode = None
     if code is not None:
-        verdict = await _checked(session, caller, code, plan, limits)
+        verdict = await _checked(session, caller, code, plan, limits, check_limits=False)
         if verdict.rejection is not None:
             raise _rejection(verdict)
         promocode = verdict.promocode
@@ -230,6 +236,8 @@ async def create_purchase(
     `idempotency_key` returns the first purchase. Returns (purchase, replayed)."""
     ttl = timedelta(seconds=settings.promocode_reservation_ttl_seconds)
 
+    created: list[Purchase] = []  # a strong reference: the identity map's is weak
+
     async def create() -> str:
         # The plan is looked up here, so a retry after the plan was retired still replays.
         plan = await get_plan(session, plan_id)
@@ -242,6 +250,7 @@ async def create_purchase(
             ttl=ttl,
             limits=limits,
         )
+        created.append(purchase)
         return str(purchase.id)
 
     async def create_in_savepoint() -> str:
@@ -274,7 +283,7 @@ async def create_purchase(
         if limits is not None and rejection.reason is not Rejection.RATE_LIMITED:
             await limits.count_rejection(caller)
         raise
-    purchase = await session.get(Purchase, uuid.UUID(reference))
+    purchase = created[0] if created else await session.get(Purchase, uuid.UUID(reference))
     assert purchase is not None
     return purchase, replayed
 
