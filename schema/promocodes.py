@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
 from app.models.promocodes import Plan, Promocode, PromocodeKind, Purchase, PurchaseStatus
+from app.models.users import Role
 from schema.base import IDEMPOTENCY_KEY_DESCRIPTION, Money
 from schema.context import Context
+
+if TYPE_CHECKING:
+    from schema.users import UserNode
 
 strawberry.enum(
     PromocodeKind,
@@ -226,6 +230,21 @@ class PurchaseNode(relay.Node):
     )
     plan_id: strawberry.Private[str]
     promocode_id: strawberry.Private[str | None]
+    user_id: strawberry.Private[str]
+
+    @strawberry.field(
+        description="Who bought it: shown to the buyer and to admins; null for anyone else."
+    )
+    async def buyer(
+        self, info: Info[Context, Any]
+    ) -> Annotated[UserNode, strawberry.lazy("schema.users")] | None:
+        from schema.users import UserNode
+
+        principal = await info.context.principal()
+        if not (principal.has_role(Role.ADMIN) or str(principal.user_id) == self.user_id):
+            return None
+        user = await info.context.loaders["users"].load(self.user_id)
+        return UserNode.from_model(user) if user is not None else None
 
     @strawberry.field(description="The plan bought.")
     async def plan(self, info: Info[Context, Any]) -> PlanNode:
@@ -253,6 +272,7 @@ class PurchaseNode(relay.Node):
             failed_at=purchase.failed_at,
             plan_id=str(purchase.plan_id),
             promocode_id=str(purchase.promocode_id) if purchase.promocode_id else None,
+            user_id=str(purchase.user_id),
         )
 
     @classmethod
