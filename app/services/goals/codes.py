@@ -1,0 +1,21 @@
+"""The goals domain's error codes (re-exported by `conditions` and `bonuses`)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class GoalErrorCode(enum.Enum):
+    INVALID_CONDITIONS = "INVALID_CONDITIONS"  # not an object, or an unknown key
+    INVALID_TARGET = "INVALID_TARGET"
+    INVALID_PERIOD = "INVALID_PERIOD"
+    INVALID_TIME_WINDOW = "INVALID_TIME_WINDOW"
+    UNKNOWN_RIDE_CLASS = "UNKNOWN_RIDE_CLASS"
+    UNKNOWN_PAYMENT_METHOD = "UNKNOWN_PAYMENT_METHOD"
+    UNKNOWN_ORDER_KIND = "UNKNOWN_ORDER_KIND"
+    INVALID_MIN_PRICE = "INVALID_MIN_PRICE"
+    INVALID_CURRENCY = "INVALID_CURRENCY"
+    UNKNOWN_BONUS_TYPE = "UNKNOWN_BONUS_TYPE"
+    INVALID_BONUS = "INVALID_BONUS"  # not an object, an unknown key or a bad value
+    INVALID_TIMEZONE = "INVALID_TIMEZONE"
+    INVALID_ORDER = "INVALID_ORDER"  # order facts that can't be true (price, completion time)
