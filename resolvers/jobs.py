@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
@@ -15,6 +13,7 @@ from app.models.jobs import JobFailure, JobFailureStatus, JobPing
 from app.models.users import Role
 from app.services import jobs as job_service
 from app.services.errors import DomainError
+from resolvers.ids import node_uuid, parse_uuids
 from resolvers.permissions import IsAdmin, require
 from schema.base import BadUserInput, build_connection, decode_global_id, paginate
 from schema.context import Context
@@ -36,30 +35,12 @@ def job_errors(exc: DomainError) -> list[JobError]:
     return [JobError(code=JobCode(exc.code.value), field=exc.field, message=exc.message)]
 
 
-def _node_uuid(value: strawberry.ID, type_name: str, field: str) -> uuid.UUID:
-    try:
-        return decode_global_id(value, type_name)
-    except ValueError as exc:
-        raise DomainError(JobCode.NOT_FOUND, f"Not a {type_name} id.", field) from exc
-
-
-def _uuids(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-    """The keys that are UUIDs; a node id that is not one names no row."""
-    parsed = {}
-    for key in keys:
-        try:
-            parsed[key] = uuid.UUID(key)
-        except ValueError:
-            continue
-    return parsed
-
-
 # ---- loaders behind Node resolution (admin only, like Group) ------------------------------
 
 
 async def job_failures_by_ids(info: InfoT, ids: list[str]) -> list[JobFailureNode | None]:
     await require(info, Role.ADMIN)
-    keys = _uuids(ids)
+    keys = parse_uuids(ids)
     rows = await info.context.session.scalars(
         select(JobFailure).where(JobFailure.id.in_(set(keys.values())))
     )
@@ -70,7 +51,7 @@ async def job_failures_by_ids(info: InfoT, ids: list[str]) -> list[JobFailureNod
 
 async def job_pings_by_ids(info: InfoT, ids: list[str]) -> list[JobPingNode | None]:
     await require(info, Role.ADMIN)
-    keys = _uuids(ids)
+    keys = parse_uuids(ids)
     rows = await info.context.session.scalars(
         select(JobPing).where(JobPing.id.in_(set(keys.values())))
     )
@@ -134,7 +115,7 @@ class JobQuery:
 async def _job_retry(info: InfoT, data: JobRetryInput) -> JobRetryPayload:
     principal = await require(info, Role.ADMIN)
     try:
-        failure_id = _node_uuid(data.id, "JobFailure", "id")
+        failure_id = node_uuid(data.id, "JobFailure", "id", JobCode.NOT_FOUND)
         failure = await job_service.retry_failure(
             info.context.session, failure_id, by=principal.key
         )

@@ -7,8 +7,6 @@ caller's (a rejection shows the user-facing reason, the attempt log keeps the tr
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -22,8 +20,9 @@ from app.services.errors import DomainError
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes.attempts import Caller, RejectionLimits
 from app.services.promocodes.eligibility import user_facing
+from resolvers.ids import node_uuid, parse_uuids
 from resolvers.permissions import require
-from schema.base import Money, build_connection, decode_global_id, paginate
+from schema.base import Money, build_connection, paginate
 from schema.context import Context
 from schema.promocodes import (
     PlanNode,
@@ -60,24 +59,6 @@ def purchase_errors(exc: DomainError) -> list[PurchaseError]:
     ]
 
 
-def _node_uuid(value: strawberry.ID, type_name: str, field: str, code: ServiceCode) -> uuid.UUID:
-    try:
-        return decode_global_id(value, type_name)
-    except ValueError as exc:
-        raise DomainError(code, f"Not a {type_name} id.", field) from exc
-
-
-def _uuids(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-    """The keys that are UUIDs; a node id that is not one names no row."""
-    parsed = {}
-    for key in keys:
-        try:
-            parsed[key] = uuid.UUID(key)
-        except ValueError:
-            continue
-    return parsed
-
-
 async def _signed_in_user(info: InfoT) -> User:
     """The calling user's row (USER role); resolving the principal already loaded it."""
     principal = await require(info, Role.USER)
@@ -107,7 +88,7 @@ async def purchases_by_ids(info: InfoT, ids: list[str]) -> list[PurchaseNode | N
     """A user sees their own purchases; admins and services (the payment system) see any."""
     principal = await require(info)
     everyone = principal.has_role(Role.ADMIN) or principal.has_role(Role.SERVICE)
-    keys = _uuids(ids)
+    keys = parse_uuids(ids)
     rows = await info.context.session.scalars(
         select(Purchase).where(Purchase.id.in_(set(keys.values())))
     )
@@ -179,7 +160,7 @@ def _quote(quote: purchase_service.Quote) -> PromocodeQuote:
 async def _promocode_quote(info: InfoT, data: PromocodeQuoteInput) -> PromocodeQuotePayload:
     caller = await _caller(info)
     try:
-        plan_id = _node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
+        plan_id = node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
         quote = await purchase_service.quote(
             info.context.session, caller, plan_id=plan_id, code=data.code, limits=_limits(info)
         )
@@ -191,7 +172,7 @@ async def _promocode_quote(info: InfoT, data: PromocodeQuoteInput) -> PromocodeQ
 async def _purchase_create(info: InfoT, data: PurchaseCreateInput) -> PurchaseCreatePayload:
     caller = await _caller(info)
     try:
-        plan_id = _node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
+        plan_id = node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
         purchase, _ = await purchase_service.create_purchase(
             info.context.session,
             caller,
@@ -212,7 +193,7 @@ async def _purchase_create(info: InfoT, data: PurchaseCreateInput) -> PurchaseCr
 async def _purchase_confirm(info: InfoT, data: PurchaseConfirmInput) -> PurchaseConfirmPayload:
     principal = await require(info, Role.SERVICE)
     try:
-        purchase_id = _node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
+        purchase_id = node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
         purchase = await purchase_service.confirm_purchase(
             info.context.session, purchase_id, actor=principal.key
         )
@@ -224,7 +205,7 @@ async def _purchase_confirm(info: InfoT, data: PurchaseConfirmInput) -> Purchase
 async def _purchase_fail(info: InfoT, data: PurchaseFailInput) -> PurchaseFailPayload:
     principal = await require(info, Role.SERVICE)
     try:
-        purchase_id = _node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
+        purchase_id = node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
         purchase = await purchase_service.fail_purchase(
             info.context.session, purchase_id, actor=principal.key, reason=data.reason
         )

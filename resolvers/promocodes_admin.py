@@ -20,8 +20,8 @@ from app.models.users import AuditLog, Role
 from app.services.errors import DomainError
 from app.services.promocodes import codes, generator, grants, issuing
 from app.services.promocodes import purchases as purchase_service
+from resolvers.ids import node_uuid
 from resolvers.permissions import require
-from schema.base import decode_global_id
 from schema.context import Context
 from schema.promocodes import PlanNode, PurchaseNode
 from schema.promocodes_admin import PromocodeAdminErrorCode, PromocodeError, PromocodeNode
@@ -54,17 +54,10 @@ def promocode_errors(exc: DomainError) -> list[PromocodeError]:
     return [PromocodeError(code=Code(exc.code.value), field=exc.field, message=exc.message)]
 
 
-def _node_uuid(value: strawberry.ID, type_name: str, field: str, code: Code) -> uuid.UUID:
-    try:
-        return decode_global_id(value, type_name)
-    except ValueError as exc:
-        raise DomainError(code, f"Not a {type_name} id.", field) from exc
-
-
 def _node_uuids(
     values: Sequence[strawberry.ID], type_name: str, field: str, code: Code
 ) -> list[uuid.UUID]:
-    return [_node_uuid(value, type_name, field, code) for value in values]
+    return [node_uuid(value, type_name, field, code) for value in values]
 
 
 # ---- mutations: plans and codes -------------------------------------------------------------
@@ -148,7 +141,7 @@ def _changes(data: PromocodeUpdateInput) -> codes.PromocodeUpdate:
 async def _promocode_update(info: InfoT, data: PromocodeUpdateInput) -> PromocodePayload:
     principal = await require(info, Role.ADMIN)
     try:
-        promocode_id = _node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
+        promocode_id = node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
         updated = await codes.update_promocode(
             info.context.session,
             promocode_id,
@@ -164,7 +157,7 @@ async def _promocode_update(info: InfoT, data: PromocodeUpdateInput) -> Promocod
 async def _promocode_deactivate(info: InfoT, data: PromocodeDeactivateInput) -> PromocodePayload:
     principal = await require(info, Role.ADMIN)
     try:
-        promocode_id = _node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
+        promocode_id = node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
         found = await codes.deactivate_promocode(
             info.context.session, promocode_id, actor=principal.key, reason=data.reason
         )
@@ -248,7 +241,7 @@ async def _promocode_generate(
 
 
 def _grantees(data: PromocodeGrantInput) -> tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID]]:
-    promocode_id = _node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
+    promocode_id = node_uuid(data.promocode_id, "Promocode", "promocodeId", Code.NOT_FOUND)
     user_ids = _node_uuids(data.user_ids, "User", "userIds", Code.INVALID_GRANTEES)
     group_ids = _node_uuids(data.group_ids, "Group", "groupIds", Code.INVALID_GRANTEES)
     return promocode_id, user_ids, group_ids
@@ -313,7 +306,7 @@ async def _promocode_apply(info: InfoT, data: PromocodeApplyInput) -> PromocodeA
     principal = await require(info, Role.ADMIN)
     session = info.context.session
     try:
-        plan_id = _node_uuid(data.plan_id, "Plan", "planId", Code.UNKNOWN_PLAN)
+        plan_id = node_uuid(data.plan_id, "Plan", "planId", Code.UNKNOWN_PLAN)
         user_ids = _node_uuids(data.user_ids, "User", "userIds", Code.NOT_FOUND)
         await purchase_service.get_plan(session, plan_id)  # refuse before any purchase is made
         results = await issuing.apply_code(

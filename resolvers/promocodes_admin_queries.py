@@ -5,7 +5,6 @@ code's stats, grants and purchases, and Node resolution of the admin types. Admi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
@@ -17,6 +16,7 @@ from app.models.promocodes import Promocode, PromocodeAttempt, PromocodeGrant, R
 from app.models.promocodes import ReleaseReason as Release
 from app.models.users import Role
 from app.services.promocodes import generator, grants, stats
+from resolvers.ids import parse_uuids
 from resolvers.permissions import IsAdmin, require
 from schema.base import BadUserInput, build_connection, decode_global_id, paginate
 from schema.context import Context
@@ -48,20 +48,9 @@ def _argument_uuid(value: strawberry.ID | None, type_name: str, argument: str) -
         raise BadUserInput(f"Not a {type_name} id.", argument) from exc
 
 
-def _uuids(keys: Sequence[str]) -> dict[str, uuid.UUID]:
-    """The keys that are UUIDs; a node id that is not one names no row."""
-    parsed = {}
-    for key in keys:
-        try:
-            parsed[key] = uuid.UUID(key)
-        except ValueError:
-            continue
-    return parsed
-
-
 async def _rows_by_ids(info: InfoT, model: Any, ids: list[str]) -> list[Any]:
     await require(info, Role.ADMIN)
-    keys = _uuids(ids)
+    keys = parse_uuids(ids)
     rows = await info.context.session.scalars(
         select(model).where(model.id.in_(list(keys.values())))
     )

@@ -18,8 +18,9 @@ from app.services import sessions as session_service
 from app.services import users as user_service
 from app.services.errors import DomainError
 from app.services.idempotency import IdempotencyErrorCode, run_once
+from resolvers.ids import node_uuid
 from resolvers.permissions import AuthError, IsAdmin, IsAuthenticated, require
-from schema.base import build_connection, decode_global_id, paginate
+from schema.base import build_connection, paginate
 from schema.context import Context
 from schema.users import (
     AccountDeleteInput,
@@ -75,13 +76,6 @@ def _tokens(issued: session_service.IssuedTokens) -> AuthTokens:
         refresh_token=issued.refresh_token,
         refresh_token_expires_at=issued.refresh_expires_at,
     )
-
-
-def _node_uuid(value: strawberry.ID, type_name: str, field: str, code: enum.Enum) -> uuid.UUID:
-    try:
-        return decode_global_id(value, type_name)
-    except ValueError as exc:
-        raise DomainError(code, f"Not a {type_name} id.", field) from exc
 
 
 # ---- loaders behind Node resolution -------------------------------------------------------
@@ -250,7 +244,7 @@ async def _account_delete(info: InfoT, data: AccountDeleteInput) -> AccountDelet
 async def _set_blocked(info: InfoT, data: UserBlockInput, blocked: bool) -> UserBlockPayload:
     principal = await require(info, Role.ADMIN)
     try:
-        user_id = _node_uuid(data.user_id, "User", "userId", AccountCode.NOT_FOUND)
+        user_id = node_uuid(data.user_id, "User", "userId", AccountCode.NOT_FOUND)
         if len(data.reason) > 500:
             raise DomainError(
                 AccountCode.REASON_TOO_LONG, "Reason is limited to 500 characters.", "reason"
@@ -296,7 +290,7 @@ async def _group_create(info: InfoT, data: GroupCreateInput) -> GroupPayload:
 async def _group_update(info: InfoT, data: GroupUpdateInput) -> GroupPayload:
     principal = await require(info, Role.ADMIN)
     try:
-        group_id = _node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
+        group_id = node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
         group = await group_service.update_group(
             info.context.session, principal.key, group_id, data.name, data.description
         )
@@ -308,7 +302,7 @@ async def _group_update(info: InfoT, data: GroupUpdateInput) -> GroupPayload:
 async def _group_delete(info: InfoT, data: GroupDeleteInput) -> GroupDeletePayload:
     principal = await require(info, Role.ADMIN)
     try:
-        group_id = _node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
+        group_id = node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
         await group_service.delete_group(info.context.session, principal.key, group_id)
     except DomainError as exc:
         return GroupDeletePayload(errors=group_errors(exc))
@@ -319,9 +313,9 @@ async def _group_members(info: InfoT, data: GroupMembersInput, add: bool) -> Gro
     principal = await require(info, Role.ADMIN)
     change = group_service.add_members if add else group_service.remove_members
     try:
-        group_id = _node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
+        group_id = node_uuid(data.group_id, "Group", "groupId", GroupCode.NOT_FOUND)
         user_ids = [
-            _node_uuid(uid, "User", "userIds", GroupCode.USER_NOT_FOUND) for uid in data.user_ids
+            node_uuid(uid, "User", "userIds", GroupCode.USER_NOT_FOUND) for uid in data.user_ids
         ]
         group = await change(info.context.session, principal.key, group_id, user_ids)
     except DomainError as exc:

@@ -1,0 +1,31 @@
+"""Global ids and node keys: decoding them into UUIDs, with typed errors for mutations."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+
+import strawberry
+
+from app.services.errors import DomainError
+from schema.base import decode_global_id
+
+
+def node_uuid(value: strawberry.ID, type_name: str, field: str, code: enum.Enum) -> uuid.UUID:
+    """The UUID inside a `type_name` global id given in `field`; a typed error if it isn't one."""
+    try:
+        return decode_global_id(value, type_name)
+    except ValueError as exc:
+        raise DomainError(code, f"Not a {type_name} id.", field) from exc
+
+
+def parse_uuids(keys: Sequence[str]) -> dict[str, uuid.UUID]:
+    """The keys that are UUIDs; a node id that is not one (a forged global id) names no row."""
+    parsed = {}
+    for key in keys:
+        try:
+            parsed[key] = uuid.UUID(key)
+        except ValueError:
+            continue
+    return parsed
