@@ -62,6 +62,13 @@ from app.models.jobs import JobPing
 from app.outbox import OutboxRelay
 from app.services.jobs import PING_ACTOR, request_ping
 from app.settings import Settings
+from bench._proc import (
+    all_stats,
+    cmdline,
+    descendants,
+    machine_busy,
+    wait_for_quiet,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GUARD = Path(__file__).resolve().with_name("_worker_guard.py")
@@ -86,8 +93,6 @@ TARGET_RATE = 1000.0
 
 OUTBOX = "outbox"
 DIRECT = "direct"
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- CPU accounting from /proc: who burns the cores --------------------------------------
@@ -116,57 +121,11 @@ class CpuSnapshot:
     machine_busy: float
 
 
-def _stat(pid: int) -> tuple[str, int, float] | None:
-    """(comm, ppid, cpu seconds) of a process, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return comm, int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def _all_stats() -> dict[int, tuple[str, int, float]]:
-    stats: dict[int, tuple[str, int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
-            stats[int(entry)] = stat
-    return stats
-
-
-def _descendants(root: int, stats: dict[int, tuple[str, int, float]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    found: set[int] = set()
-    pending = list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        found.add(pid)
-        pending.extend(children.get(pid, []))
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _machine_busy() -> float:
-    with open("/proc/stat") as handle:
-        fields = [int(value) for value in handle.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal: busy excludes idle and iowait
-    return (sum(fields[:3]) + sum(fields[5:8])) / CLK_TCK
-
-
 def cpu_snapshot(guard_pid: int, database: str) -> CpuSnapshot:
     """CPU so far of this process (the producer), the worker's process tree, the PostgreSQL
     processes serving the bench database plus the server's background ones, and Redis."""
-    stats = _all_stats()
-    worker_tree = _descendants(guard_pid, stats)
+    stats = all_stats()
+    worker_tree = descendants(guard_pid, stats)
     processes: dict[int, tuple[str, float]] = {}
     for pid, (comm, ppid, seconds) in stats.items():
         if pid == os.getpid():
@@ -174,12 +133,12 @@ def cpu_snapshot(guard_pid: int, database: str) -> CpuSnapshot:
         elif pid in worker_tree:
             processes[pid] = (WORKER, seconds)
         elif comm == "postgres":
-            cmdline = _cmdline(pid)
-            if f" {database} " in cmdline or ppid == 1 or _PG_AUXILIARY.search(cmdline):
+            command = cmdline(pid)
+            if f" {database} " in command or ppid == 1 or _PG_AUXILIARY.search(command):
                 processes[pid] = (POSTGRES, seconds)
         elif comm == "redis-server":
             processes[pid] = (REDIS, seconds)
-    return CpuSnapshot(processes, _machine_busy())
+    return CpuSnapshot(processes, machine_busy())
 
 
 def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
@@ -191,19 +150,6 @@ def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     used[MACHINE] = after.machine_busy - before.machine_busy
     used[OTHERS] = max(0.0, used[MACHINE] - ours)
     return used
-
-
-async def wait_for_quiet(limit_seconds: float) -> float:
-    """Wait until the machine is nearly idle (other test suites may share it); returns the
-    busy fraction of the last second sampled. Gives up waiting after `limit_seconds`."""
-    deadline = time.monotonic() + limit_seconds
-    cores = os.cpu_count() or 1
-    while True:
-        start = _machine_busy()
-        await asyncio.sleep(1.0)
-        busy = (_machine_busy() - start) / cores
-        if busy <= QUIET_BUSY_FRACTION or time.monotonic() > deadline:
-            return busy
 
 
 # --- the worker process ------------------------------------------------------------------
@@ -229,7 +175,7 @@ class Worker:
         try:
             self.guard.wait(timeout=WORKER_GRACE_SECONDS + 10)
         except subprocess.TimeoutExpired:  # the guard itself is stuck: kill its tree by pid
-            leftovers = _descendants(self.guard.pid, _all_stats())
+            leftovers = descendants(self.guard.pid, all_stats())
             self.guard.kill()
             self.guard.wait()
             for pid in leftovers:
@@ -382,7 +328,12 @@ class Bench:
 
     async def run(self, path: str, messages: int, kind: str = "", rate: float | None = None) -> Run:
         await self.reset()
-        result = Run(path, messages, kind, busy_before=await wait_for_quiet(QUIET_WAIT_SECONDS))
+        result = Run(
+            path,
+            messages,
+            kind,
+            busy_before=await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION),
+        )
         before = cpu_snapshot(self.worker.guard.pid, self.database)
         waiter = asyncio.create_task(self.wait_processed(messages, 60 + messages / 50))
         try:

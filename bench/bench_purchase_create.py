@@ -77,6 +77,12 @@ from app.migrate import upgrade
 from app.models.promocodes import Audience, Plan, Promocode, PromocodeKind
 from app.models.users import Role, User
 from app.settings import Settings
+from bench._proc import (
+    all_stats,
+    descendants,
+    machine_busy,
+    wait_for_quiet,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GUARD = Path(__file__).resolve().with_name("_worker_guard.py")
@@ -112,7 +118,6 @@ SAMPLE_SECONDS = 0.2
 QUIET_BUSY_FRACTION = 0.15  # of all cores, sampled over one second before each run
 QUIET_WAIT_SECONDS = 90.0
 NOISY_SHARE = 0.10
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SUBJECT = "engage"
 BASELINE = "sql"
@@ -231,44 +236,6 @@ SERVER, CLIENT, POSTGRES, REDIS, OTHERS, MACHINE = (
 COMPONENTS = (SERVER, CLIENT, POSTGRES, REDIS, OTHERS)
 
 
-def _stat(pid: int) -> tuple[str, int, float] | None:
-    """(comm, ppid, cpu seconds) of a process, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return comm, int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def _all_stats() -> dict[int, tuple[str, int, float]]:
-    stats: dict[int, tuple[str, int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
-            stats[int(entry)] = stat
-    return stats
-
-
-def _descendants(root: int, stats: dict[int, tuple[str, int, float]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    found: set[int] = set()
-    pending = list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        found.add(pid)
-        pending.extend(children.get(pid, []))
-    return found
-
-
-def _machine_busy() -> float:
-    with open("/proc/stat") as handle:
-        fields = [int(value) for value in handle.readline().split()[1:]]
-    return (sum(fields[:3]) + sum(fields[5:8])) / CLK_TCK
-
-
 @dataclass
 class CpuSnapshot:
     processes: dict[int, tuple[str, float]]
@@ -279,9 +246,9 @@ class CpuSnapshot:
 def cpu_snapshot(server_guard: int, client_guard: int | None) -> CpuSnapshot:
     """CPU so far of the server's tree, the load generator's tree, every PostgreSQL process
     (the server is shared: other databases' work lands in "postgres" too) and Redis."""
-    stats = _all_stats()
-    server = _descendants(server_guard, stats)
-    client = _descendants(client_guard, stats) if client_guard is not None else set()
+    stats = all_stats()
+    server = descendants(server_guard, stats)
+    client = descendants(client_guard, stats) if client_guard is not None else set()
     processes: dict[int, tuple[str, float]] = {}
     for pid, (comm, _, seconds) in stats.items():
         if pid in server:
@@ -292,7 +259,7 @@ def cpu_snapshot(server_guard: int, client_guard: int | None) -> CpuSnapshot:
             processes[pid] = (POSTGRES, seconds)
         elif comm == "redis-server":
             processes[pid] = (REDIS, seconds)
-    return CpuSnapshot(processes, _machine_busy(), time.monotonic())
+    return CpuSnapshot(processes, machine_busy(), time.monotonic())
 
 
 def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
@@ -306,19 +273,6 @@ def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     used[OTHERS] = max(0.0, used[MACHINE] - ours)
     elapsed = max(after.at - before.at, 1e-9)
     return {name: seconds / elapsed for name, seconds in used.items()}
-
-
-async def wait_for_quiet(limit_seconds: float) -> float:
-    """Wait until the machine is nearly idle (other suites may share it); returns the busy
-    fraction of the last second sampled. Gives up waiting after `limit_seconds`."""
-    deadline = time.monotonic() + limit_seconds
-    cores = os.cpu_count() or 1
-    while True:
-        start = _machine_busy()
-        await asyncio.sleep(1.0)
-        busy = (_machine_busy() - start) / cores
-        if busy <= QUIET_BUSY_FRACTION or time.monotonic() > deadline:
-            return busy
 
 
 # --- guarded child processes ----------------------------------------------------------------
@@ -345,7 +299,7 @@ class Child:
         try:
             self.guard.wait(timeout=GRACE_SECONDS + 10)
         except subprocess.TimeoutExpired:  # the guard itself is stuck: kill its tree by pid
-            leftovers = _descendants(self.guard.pid, _all_stats())
+            leftovers = descendants(self.guard.pid, all_stats())
             self.guard.kill()
             self.guard.wait()
             for pid in leftovers:
@@ -545,7 +499,11 @@ class Bench:
 
     async def run(self, path: str, scenario: str, index: int) -> Run:
         await self.reset()
-        run = Run(path, scenario, busy_before=await wait_for_quiet(QUIET_WAIT_SECONDS))
+        run = Run(
+            path,
+            scenario,
+            busy_before=await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION),
+        )
         label = f"{path}-{scenario}-{index}"
         if path == SUBJECT:
             warm_child = self.start_wrk(scenario, f"{label}-warm", WARMUP)
@@ -581,10 +539,10 @@ class Bench:
         if not PYSPY_DIR:
             return None
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-        stats = _all_stats()
+        stats = all_stats()
         pids = [
             pid
-            for pid in _descendants(self.server.guard.pid, stats)
+            for pid in descendants(self.server.guard.pid, stats)
             if "python" in stats[pid][0] or "engage" in stats[pid][0]
         ]
         out = Path(PYSPY_DIR) / f"server-{scenario}.txt"
