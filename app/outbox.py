@@ -26,10 +26,9 @@ from typing import Any
 import structlog
 from sqlalchemy import delete, func, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SessionFactory, transaction
+from app.db import SessionFactory, transaction, upsert_insert
 from app.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_SWEPT, OUTBOX_WRITTEN
 from app.models.base import utcnow
 from app.models.jobs import OutboxMessage, ProcessedMessage
@@ -124,9 +123,8 @@ async def enqueue_unique(
         "created_at": utcnow(),
         "publish_attempts": 0,
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(OutboxMessage)
+        upsert_insert(session, OutboxMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)

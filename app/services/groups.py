@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import upsert_insert
 from app.models.users import AuditLog, Group, GroupMember, User, UserStatus
 from app.services.errors import DomainError
 
@@ -123,9 +122,8 @@ async def add_members(
         raise DomainError(
             GroupErrorCode.USER_NOT_FOUND, f"Unknown users: {', '.join(missing[:10])}", "userIds"
         )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(GroupMember)
+        upsert_insert(session, GroupMember)
         .values([{"group_id": group.id, "user_id": uid} for uid in wanted])
         .on_conflict_do_nothing()
     )

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
+from app.db import upsert_insert
 from app.models.base import utcnow
 from app.models.jobs import JobFailure, JobFailureStatus, JobPing, ProcessedMessage
 from app.models.users import AuditLog
@@ -28,10 +29,6 @@ class JobErrorCode(enum.Enum):
     INVALID_NOTE = "INVALID_NOTE"
     ALREADY_RETRIED = "ALREADY_RETRIED"
     UNKNOWN_ACTOR = "UNKNOWN_ACTOR"
-
-
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _claim_statement(insert: Any) -> Any:
@@ -81,7 +78,7 @@ async def record_failure(
 ) -> bool:
     """Store a dead letter; a second report of the same message is ignored."""
     statement = (
-        _insert(session)(JobFailure)
+        upsert_insert(session, JobFailure)
         .values(
             id=uuid.uuid4(),
             message_id=message_id,

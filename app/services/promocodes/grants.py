@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import upsert_insert
 from app.models.promocodes import Audience, Promocode, PromocodeGrant
 from app.models.users import AuditLog, Group, User, UserStatus
 from app.services.errors import DomainError
@@ -127,9 +126,8 @@ async def _insert_grants(
     """Insert the grants that don't exist yet; return the ids actually granted now."""
     if not ids:
         return set()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(PromocodeGrant)
+        upsert_insert(session, PromocodeGrant)
         .values([{"promocode_id": promocode_id, column: gid, "granted_by": actor} for gid in ids])
         .on_conflict_do_nothing()
         .returning(getattr(PromocodeGrant, column))
