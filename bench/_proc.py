@@ -1,11 +1,18 @@
-"""CPU accounting from /proc for the benchmarks: per process, per process tree, machine-wide."""
+"""Shared by the benchmarks: CPU accounting from /proc, machine notes, running a bench."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import platform
+import signal
 import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -69,3 +76,32 @@ async def wait_for_quiet(limit_seconds: float, quiet_fraction: float) -> float:
         busy = (machine_busy() - start) / cores
         if busy <= quiet_fraction or time.monotonic() > deadline:
             return busy
+
+
+def machine_notes(*extra: str) -> str:
+    """When and where a figure was measured, for the report."""
+    cpu_model = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    parts = [
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu_model})",
+        f"Python {platform.python_version()}",
+        *(extra or (f"{platform.system()} {platform.release()}",)),
+    ]
+    return ", ".join(parts)
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_until_done(main: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run a bench; `kill <bench>` still cleans up (children, database): SIGTERM exits."""
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -47,9 +46,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import asyncpg
@@ -67,6 +64,8 @@ from bench._proc import (
     cmdline,
     descendants,
     machine_busy,
+    machine_notes,
+    run_until_done,
     wait_for_quiet,
 )
 
@@ -458,19 +457,6 @@ def report(runs: list[Run]) -> dict[str, float]:
     return {"direct": direct, "outbox": outbox, "ratio": ratio}
 
 
-def machine_notes() -> str:
-    cpu_model = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu_model}), "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
 # --- main --------------------------------------------------------------------------------
 
 
@@ -554,17 +540,8 @@ async def amain() -> dict[str, float]:
         return report(runs)
 
 
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    # `kill <bench>` must still clean up (worker, database): turn SIGTERM into an exit.
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    try:
-        asyncio.run(amain())
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    run_until_done(amain)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -37,7 +36,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,7 @@ from app.services.promocodes.generator import (
     insert_generated,
 )
 from app.settings import Settings
+from bench._proc import machine_busy, machine_notes, process_stat, wait_for_quiet
 
 CODES = int(os.environ.get("BENCH_PROMOCODES_CODES", "100000"))
 ROUNDS = int(os.environ.get("BENCH_PROMOCODES_ROUNDS", "3"))
@@ -65,7 +64,6 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5
 LENGTH = 10
 PREFIX = "BENCH-"
 TARGET_SECONDS = 5.0  # "N up to 100,000 in seconds"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUIET_BUSY_FRACTION = 0.10  # of all cores, sampled over one second before each run
 QUIET_WAIT_SECONDS = 120.0
 NOISY_SHARE = 0.10
@@ -103,45 +101,22 @@ class Run:
 
 def _process_cpu(pid: int) -> float | None:
     """CPU seconds (user + system) of a local process, or None when it can't be read."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    stat = process_stat(pid)
+    return stat[2] if stat is not None else None
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def _machine_busy() -> float:
-    """Busy CPU seconds of the whole machine so far (all but idle and iowait)."""
-    with open("/proc/stat") as handle:
-        fields = [int(value) for value in handle.readline().split()[1:]]
-    return (sum(fields[:3]) + sum(fields[5:8])) / CLK_TCK
-
-
-async def wait_for_quiet() -> float:
-    """Wait until the machine is nearly idle; returns the busy fraction of the last second."""
-    deadline = time.monotonic() + QUIET_WAIT_SECONDS
-    cores = os.cpu_count() or 1
-    while True:
-        before = _machine_busy()
-        await asyncio.sleep(1.0)
-        busy = (_machine_busy() - before) / cores
-        if busy < QUIET_BUSY_FRACTION or time.monotonic() > deadline:
-            return busy
-
-
 async def time_generation(count: int) -> Run:
     """The in-memory baseline: no database at all."""
-    busy_before = await wait_for_quiet()
-    machine, cpu, start = _machine_busy(), time.process_time(), time.perf_counter()
+    busy_before = await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION)
+    machine, cpu, start = machine_busy(), time.process_time(), time.perf_counter()
     codes = generate(count, length=LENGTH, prefix=PREFIX)
     seconds = time.perf_counter() - start
     assert len(set(codes)) == count
-    cpu, machine = time.process_time() - cpu, _machine_busy() - machine
+    cpu, machine = time.process_time() - cpu, machine_busy() - machine
     return Run("generate only", count, 0, seconds, cpu, None, busy_before, machine)
 
 
@@ -162,8 +137,8 @@ async def time_insert(factory: SessionFactory, variant: str, template: dict[str,
     existing = await _count(factory, Promocode)
     plans_before = await _count(factory, promocode_plans)
     batch_id = uuid.uuid4()
-    busy_before = await wait_for_quiet()
-    machine, cpu, start = _machine_busy(), time.process_time(), time.perf_counter()
+    busy_before = await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION)
+    machine, cpu, start = machine_busy(), time.process_time(), time.perf_counter()
     async with transaction(factory) as session:
         backend_pid = await _backend_pid(session)
         server_before = _process_cpu(backend_pid) if backend_pid else None
@@ -173,7 +148,7 @@ async def time_insert(factory: SessionFactory, variant: str, template: dict[str,
         # Before COMMIT: its WAL flush is I/O wait, not CPU.
         server_after = _process_cpu(backend_pid) if backend_pid else None
     seconds = time.perf_counter() - start
-    cpu, machine = time.process_time() - cpu, _machine_busy() - machine
+    cpu, machine = time.process_time() - cpu, machine_busy() - machine
     server = _delta(server_before, server_after)
     run = Run(variant, CODES, existing, seconds, cpu, server, busy_before, machine)
     assert len(set(codes)) == CODES
@@ -250,20 +225,6 @@ def _verdict(seconds: float) -> str:
     return f"; target {CODES:,} codes in <= {TARGET_SECONDS:.0f} s: {met}"
 
 
-def machine_notes() -> str:
-    cpu_model = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu_model}), "
-        f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"asyncpg {asyncpg.__version__}"
-    )
-
-
 @contextlib.asynccontextmanager
 async def open_database() -> AsyncIterator[tuple[str, SessionFactory]]:
     """A fresh, migrated database and a session factory on it; dropped at the end."""
@@ -308,7 +269,7 @@ async def _rounds(runs: list[Run], variant: str, measure: Callable[[str], Awaita
 
 async def amain() -> dict[str, float]:
     space = capacity(LENGTH, SAFE_CHARSET)
-    print(machine_notes())
+    print(machine_notes(f"SQLAlchemy {sqlalchemy.__version__}", f"asyncpg {asyncpg.__version__}"))
     print(
         f"{CODES:,} codes per run, length {LENGTH} over {len(SAFE_CHARSET)} symbols "
         f"({space:.2e} possible), prefix {PREFIX!r}, {CHUNK_ROWS:,} rows per INSERT"

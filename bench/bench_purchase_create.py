@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -61,9 +60,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import asyncpg
@@ -81,6 +78,8 @@ from bench._proc import (
     all_stats,
     descendants,
     machine_busy,
+    machine_notes,
+    run_until_done,
     wait_for_quiet,
 )
 
@@ -900,19 +899,6 @@ def report(runs: list[Run]) -> dict[str, float]:
     return figures
 
 
-def machine_notes() -> str:
-    cpu_model = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu_model}), "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -947,17 +933,8 @@ async def amain() -> dict[str, float]:
         return report(runs)
 
 
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    # `kill <bench>` must still clean up (server, database): turn SIGTERM into an exit.
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    try:
-        asyncio.run(amain())
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    run_until_done(amain)
 
 
 if __name__ == "__main__":
