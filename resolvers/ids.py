@@ -5,8 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import strawberry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import DomainError
 from schema.base import decode_global_id
@@ -29,3 +32,11 @@ def parse_uuids(keys: Sequence[str]) -> dict[str, uuid.UUID]:
         except ValueError:
             continue
     return parsed
+
+
+async def rows_by_ids(session: AsyncSession, model: Any, ids: Sequence[str]) -> list[Any]:
+    """The `model` rows for node ids, in order; None where an id names no row."""
+    keys = parse_uuids(ids)
+    rows = await session.scalars(select(model).where(model.id.in_(set(keys.values()))))
+    by_id = {row.id: row for row in rows}
+    return [by_id.get(keys[key]) if key in keys else None for key in ids]

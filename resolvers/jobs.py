@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry import relay
 from strawberry.types import Info
 
@@ -13,7 +12,7 @@ from app.models.jobs import JobFailure, JobFailureStatus, JobPing
 from app.models.users import Role
 from app.services import jobs as job_service
 from app.services.errors import DomainError
-from resolvers.ids import node_uuid, parse_uuids
+from resolvers.ids import node_uuid, rows_by_ids
 from resolvers.permissions import IsAdmin, require
 from schema.base import BadUserInput, build_connection, decode_global_id, paginate
 from schema.context import Context
@@ -40,23 +39,13 @@ def job_errors(exc: DomainError) -> list[JobError]:
 
 async def job_failures_by_ids(info: InfoT, ids: list[str]) -> list[JobFailureNode | None]:
     await require(info, Role.ADMIN)
-    keys = parse_uuids(ids)
-    rows = await info.context.session.scalars(
-        select(JobFailure).where(JobFailure.id.in_(set(keys.values())))
-    )
-    by_id = {row.id: row for row in rows}
-    found = [by_id.get(keys[key]) if key in keys else None for key in ids]
+    found = await rows_by_ids(info.context.session, JobFailure, ids)
     return [JobFailureNode.from_model(row) if row is not None else None for row in found]
 
 
 async def job_pings_by_ids(info: InfoT, ids: list[str]) -> list[JobPingNode | None]:
     await require(info, Role.ADMIN)
-    keys = parse_uuids(ids)
-    rows = await info.context.session.scalars(
-        select(JobPing).where(JobPing.id.in_(set(keys.values())))
-    )
-    by_id = {row.id: row for row in rows}
-    found = [by_id.get(keys[key]) if key in keys else None for key in ids]
+    found = await rows_by_ids(info.context.session, JobPing, ids)
     return [JobPingNode.from_model(row) if row is not None else None for row in found]
 
 

@@ -14,13 +14,12 @@ from sqlalchemy import select
 from strawberry import relay
 from strawberry.types import Info
 
-from app.models.promocodes import Plan, Purchase, Rejection
+from app.models.promocodes import Plan, Purchase
 from app.models.users import Role, User
 from app.services.errors import DomainError
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes.attempts import Caller, RejectionLimits
-from app.services.promocodes.eligibility import user_facing
-from resolvers.ids import node_uuid, parse_uuids
+from resolvers.ids import node_uuid, rows_by_ids
 from resolvers.permissions import require
 from schema.base import Money, build_connection, paginate
 from schema.context import Context
@@ -46,12 +45,10 @@ InfoT = Info[Context, Any]
 
 
 def purchase_errors(exc: DomainError) -> list[PurchaseError]:
-    code = exc.code
-    if isinstance(code, Rejection):
-        code = user_facing(code)  # never tell a caller a code exists that isn't theirs
+    # A PromocodeRejected already carries the user-facing code (anti-enumeration).
     return [
         PurchaseError(
-            code=PurchaseErrorCode(code.value),
+            code=PurchaseErrorCode(exc.code.value),
             field=exc.field,
             message=exc.message,
             retry_after=getattr(exc, "retry_after", None),
@@ -88,12 +85,7 @@ async def purchases_by_ids(info: InfoT, ids: list[str]) -> list[PurchaseNode | N
     """A user sees their own purchases; admins and services (the payment system) see any."""
     principal = await require(info)
     everyone = principal.has_role(Role.ADMIN) or principal.has_role(Role.SERVICE)
-    keys = parse_uuids(ids)
-    rows = await info.context.session.scalars(
-        select(Purchase).where(Purchase.id.in_(set(keys.values())))
-    )
-    by_id = {row.id: row for row in rows}
-    found = [by_id.get(keys[key]) if key in keys else None for key in ids]
+    found = await rows_by_ids(info.context.session, Purchase, ids)
     return [
         PurchaseNode.from_model(row)
         if row is not None and (everyone or row.user_id == principal.user_id)

@@ -16,7 +16,7 @@ from app.models.promocodes import Promocode, PromocodeAttempt, PromocodeGrant, R
 from app.models.promocodes import ReleaseReason as Release
 from app.models.users import Role
 from app.services.promocodes import generator, grants, stats
-from resolvers.ids import parse_uuids
+from resolvers.ids import rows_by_ids
 from resolvers.permissions import IsAdmin, require
 from schema.base import BadUserInput, build_connection, decode_global_id, paginate
 from schema.context import Context
@@ -50,12 +50,7 @@ def _argument_uuid(value: strawberry.ID | None, type_name: str, argument: str) -
 
 async def _rows_by_ids(info: InfoT, model: Any, ids: list[str]) -> list[Any]:
     await require(info, Role.ADMIN)
-    keys = parse_uuids(ids)
-    rows = await info.context.session.scalars(
-        select(model).where(model.id.in_(list(keys.values())))
-    )
-    by_id = {row.id: row for row in rows}
-    return [by_id.get(keys[key]) if key in keys else None for key in ids]
+    return await rows_by_ids(info.context.session, model, ids)
 
 
 # ---- loaders behind Node resolution and PromocodeNode's fields (admin only) ---------------
