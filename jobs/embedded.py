@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from app.db import SessionFactory
 from app.outbox import OutboxRelay
 from app.settings import Settings
-from jobs.scheduler import RedisLeaderLock, Scheduler, parse_schedules
+from jobs.scheduler import Scheduler
 
 log = structlog.get_logger("engage.jobs")
 
@@ -43,17 +43,8 @@ class InProcessJobs:
             self.worker.start()
             log.info("jobs.worker_started", threads=self.settings.worker_threads)
         if self.settings.scheduler_runs_in_process:
-            lock = (
-                RedisLeaderLock(self.redis, self.settings.scheduler_lock_ttl_seconds)
-                if self.redis is not None
-                else None
-            )
-            scheduler = Scheduler(
-                parse_schedules(self.settings.schedules),
-                self.session_factory,
-                self.relay,
-                lock=lock,
-                lock_renew_seconds=self.settings.scheduler_lock_ttl_seconds / 3,
+            scheduler = Scheduler.from_settings(
+                self.settings, self.session_factory, self.relay, self.redis
             )
             self._scheduler_task = asyncio.create_task(scheduler.run(self._stop))
 

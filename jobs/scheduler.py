@@ -24,6 +24,7 @@ from app.db import SessionFactory, transaction
 from app.metrics import SCHEDULER_TICKS
 from app.models.base import utcnow
 from app.outbox import OutboxRelay
+from app.settings import Settings
 
 log = structlog.get_logger("engage.scheduler")
 
@@ -120,6 +121,24 @@ class Scheduler:
         self.clock = clock
         started = clock()
         self.next_fire = {s.actor: s.next_fire_after(started) for s in schedules}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        session_factory: SessionFactory,
+        relay: OutboxRelay,
+        redis: Redis | None,
+    ) -> Scheduler:
+        """The configured schedules; with Redis, a leader lock so one scheduler is active."""
+        ttl = settings.scheduler_lock_ttl_seconds
+        return cls(
+            parse_schedules(settings.schedules),
+            session_factory,
+            relay,
+            lock=RedisLeaderLock(redis, ttl) if redis is not None else None,
+            lock_renew_seconds=ttl / 3,
+        )
 
     async def tick(self, now: datetime, *, leader: bool = True) -> list[str]:
         """Enqueue every schedule due at `now`; returns the dedupe keys this call enqueued."""

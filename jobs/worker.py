@@ -86,20 +86,16 @@ async def run_scheduler(settings: Settings) -> int:
     from app.db import create_engine, create_session_factory
     from app.outbox import OutboxRelay
     from jobs.broker import build_broker, install, publisher
-    from jobs.scheduler import RedisLeaderLock, Scheduler, parse_schedules
+    from jobs.scheduler import Scheduler
 
     configure_logging(settings.log_level, settings.log_json)
     broker = install(build_broker(settings), settings)
     engine = create_engine(settings)
     factory = create_session_factory(engine)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    lock = RedisLeaderLock(redis, settings.scheduler_lock_ttl_seconds) if redis else None
-    scheduler = Scheduler(
-        parse_schedules(settings.schedules),
-        factory,
-        OutboxRelay(factory, publisher(broker)),  # ticks are rare: mark each at once
-        lock=lock,
-        lock_renew_seconds=settings.scheduler_lock_ttl_seconds / 3,
+    # Ticks are rare: the relay marks each at once (no batching window).
+    scheduler = Scheduler.from_settings(
+        settings, factory, OutboxRelay(factory, publisher(broker)), redis
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
