@@ -15,7 +15,8 @@ from app.models.promocodes import AttemptOperation, PromocodeAttempt, Rejection
 from app.models.users import User
 from app.ratelimit import RateLimiter
 from app.services.errors import DomainError
-from app.services.promocodes.eligibility import MAX_CODE_LENGTH, user_facing
+from app.services.promocodes.eligibility import user_facing
+from app.services.promocodes.generator import MAX_CODE_LENGTH
 from app.settings import Settings
 
 

@@ -28,12 +28,7 @@ from app.models.promocodes import (
     promocode_plans,
 )
 from app.models.users import GroupMember, User, UserStatus
-
-MAX_CODE_LENGTH = 64
-
-
-def normalize_code(text: str) -> str:
-    return text.strip().upper()
+from app.services.promocodes.generator import MAX_CODE_LENGTH, normalize_code
 
 
 def is_well_formed(code: str) -> bool:
