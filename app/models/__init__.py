@@ -1,6 +1,16 @@
 """ORM models, one module per domain. Importing this package registers every table."""
 
 from app.models.base import Base
+from app.models.goals import (
+    CashbackGrant,
+    GoalAssignmentBatch,
+    GoalNotification,
+    GoalOrder,
+    GoalProgressEntry,
+    GoalTemplate,
+    UserGoal,
+    WalletEntry,
+)
 from app.models.jobs import JobFailure, JobPing, OutboxMessage, ProcessedMessage
 from app.models.promocodes import (
     Plan,
@@ -23,6 +33,12 @@ from app.models.users import (
 __all__ = [
     "AuditLog",
     "Base",
+    "CashbackGrant",
+    "GoalAssignmentBatch",
+    "GoalNotification",
+    "GoalOrder",
+    "GoalProgressEntry",
+    "GoalTemplate",
     "Group",
     "GroupMember",
     "IdempotencyRecord",
@@ -39,4 +55,6 @@ __all__ = [
     "RefreshToken",
     "ServiceToken",
     "User",
+    "UserGoal",
+    "WalletEntry",
 ]
