@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory, transaction
+from app.demo_goals import load_demo_goals, order_record_example
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
+from app.models.base import utcnow
 from app.models.users import Role, ServiceToken, User
 from app.services import groups as group_service
 from app.services import sessions as session_service
@@ -57,6 +59,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                 )
                 service_secret = await _service_token(session)
                 await load_demo_promocodes(session, group)
+                await load_demo_goals(session, admin, users, utcnow())
             assert admin is not None and user is not None
             admin_tokens = await session_service.issue_tokens(
                 session, admin, uuid.uuid4(), codec, settings
@@ -71,6 +74,12 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     print(f"ADMIN access token ({ADMIN_EMAIL}):\n  Bearer {admin_tokens.access_token}")
     if service_secret:
         print(f"SERVICE token ({SERVICE_NAME}), shown once:\n  Bearer {service_secret}")
+    print(
+        "\nGoals: anna has `comfort-3` active and `night-owl-2` next; boris has `wallet-week`."
+        "\nRecord a ride for anna with the SERVICE token (then, as anna, "
+        "query { viewer { goals { active { title progress { current total } } } } }):\n"
+        + order_record_example(user, utcnow())
+    )
     print("\nPromocodes to try (plans: monthly, yearly): " + ", ".join(c[0] for c in DEMO_CODES))
     print(
         "\nPaste one into GraphiQL's Headers tab as "

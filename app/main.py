@@ -1,4 +1,4 @@
-"""The ASGI application: /graphql, /healthz, /readyz, /metrics."""
+"""The ASGI application: /graphql (HTTP and WebSocket), /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app import outbox
 from app.graphql_http import GraphQLEndpoint
+from app.graphql_ws import GraphQLWebSocket
 from app.logging import configure_logging
 from app.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from app.middleware import RequestContextMiddleware
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
     runtime = runtime or Runtime.build(settings)
-    endpoint = GraphQLEndpoint(build_schema(settings), runtime)
+    schema = build_schema(settings)
+    endpoint = GraphQLEndpoint(schema, runtime)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Starlette(
         routes=[
             Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            WebSocketRoute("/graphql", GraphQLWebSocket(schema, runtime)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

@@ -62,6 +62,20 @@ SCHEDULER_TICKS = Counter(
     "engage_scheduler_ticks_total", "Periodic jobs enqueued by this scheduler.", ["schedule"]
 )
 
+PUBSUB_PUBLISH_FAILURES = Counter(
+    "engage_pubsub_publish_failures_total",
+    "Pub/sub messages that could not be published (lost: pub/sub delivery is best effort).",
+)
+PUBSUB_DROPPED = Counter(
+    "engage_pubsub_dropped_total",
+    "Pub/sub messages dropped because a subscriber fell behind (its oldest are dropped).",
+)
+SUBSCRIPTIONS_ACTIVE = Gauge(
+    "engage_subscriptions_active",
+    "GraphQL subscriptions streaming in this process, by subscription field.",
+    ["subscription"],
+)
+
 
 def _error_code(error: GraphQLError) -> str:
     code = (error.extensions or {}).get("code")

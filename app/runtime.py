@@ -1,5 +1,5 @@
 """The long-lived objects one API process shares: engine, Redis, token codec, rate limiter,
-the job broker and the outbox relay.
+the job broker, the outbox relay and the pub/sub that feeds GraphQL subscriptions.
 
 This is a composition root: it is where the jobs package is plugged into the app.
 """
@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import AccessTokenCodec
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay
+from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.settings import Settings
 from jobs.broker import build_broker, install, publisher
 from jobs.embedded import InProcessJobs
+from jobs.runtime import share_pubsub
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Runtime:
     broker: Broker
     relay: OutboxRelay
     jobs: InProcessJobs
+    pubsub: PubSub
 
     @classmethod
     def build(
@@ -42,6 +45,7 @@ class Runtime:
         session_factory: SessionFactory | None = None,
         redis: Redis | None = None,
         limiter: RateLimiter | None = None,
+        pubsub: PubSub | None = None,
     ) -> Runtime:
         """Build everything from settings; tests pass their own engine, sessions or Redis."""
         engine = engine or create_engine(settings)
@@ -54,6 +58,9 @@ class Runtime:
             publisher(broker),
             mark_sent_window=settings.outbox_mark_sent_window,
         )
+        pubsub = pubsub or _default_pubsub(redis)
+        # Without Redis the in-process worker publishes its events into this very instance.
+        share_pubsub(pubsub if redis is None else None)
         return cls(
             settings=settings,
             engine=engine,
@@ -64,6 +71,7 @@ class Runtime:
             broker=broker,
             relay=relay,
             jobs=InProcessJobs(settings, broker, session_factory, relay, redis),
+            pubsub=pubsub,
         )
 
     async def start(self) -> None:
@@ -73,9 +81,14 @@ class Runtime:
     async def close(self) -> None:
         await self.jobs.stop()
         await self.relay.close()
+        await self.pubsub.close()
         await self.engine.dispose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def _default_pubsub(redis: Redis | None) -> PubSub:
+    return RedisPubSub(redis) if redis is not None else MemoryPubSub()
 
 
 def _default_limiter(redis: Redis | None) -> RateLimiter:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=10)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_page_size: int = Field(default=100, ge=1)
+    # GraphQL multipart requests (file uploads): on for the admin CSV assignment; the limit
+    # is on the whole multipart body, counted while it streams in.
+    multipart_uploads_enabled: bool = True
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     # Tokens
     jwt_secret: str = DEFAULT_JWT_SECRET
@@ -79,6 +83,8 @@ class Settings(BaseSettings):
             "outbox.sweep": "* * * * *",
             "outbox.cleanup": "17 * * * *",
             "promocodes.release_stale_reservations": "* * * * *",
+            "goals.expire": "* * * * *",
+            "goals.remind": "*/5 * * * *",
         }
     )
     scheduler_in_process: bool | None = None
@@ -89,6 +95,12 @@ class Settings(BaseSettings):
     promocode_max_rejections: int = Field(default=10, ge=1)  # per user, per window
     promocode_ip_max_rejections: int = Field(default=50, ge=1)  # per IP, per window
     promocode_rejection_window_seconds: int = Field(default=600, ge=1)
+
+    # Personal goals (docs/goals.md)
+    goals_expiry_grace_seconds: int = Field(default=60, ge=0, le=86_400)
+    goals_reminder_before_hours: int = Field(default=24, ge=0, le=24 * 30)  # 0: no reminders
+    goals_batch_size: int = Field(default=200, ge=1, le=10_000)
+    goals_recent_done: int = Field(default=5, ge=0, le=50)  # DONE goals viewer.goals shows
 
     # Logging
     log_level: str = "INFO"

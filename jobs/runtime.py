@@ -1,7 +1,11 @@
-"""What an actor needs inside the worker's event loop: an engine, sessions, the outbox relay.
+"""What an actor needs inside the worker's event loop: an engine, sessions, the outbox relay,
+the pub/sub its committed events go to.
 
 An async engine belongs to the loop that created it, so the worker builds its own, lazily,
 inside the loop Dramatiq's AsyncIO middleware runs actors on, and never shares the API's.
+The same goes for the Redis client of the pub/sub (`REDIS_URL` set). Without Redis the worker
+runs inside `engage serve`, and its events go to the API's own `MemoryPubSub`, which
+`Runtime.build` shares here with `share_pubsub()` (it is safe to publish to from any loop).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import Any
 
 from dramatiq import Message
 from dramatiq.middleware import CurrentMessage
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app import outbox
+from app import events, outbox
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay, Publish
+from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from app.services.jobs import claim_message
 from app.settings import Settings
 
@@ -30,6 +36,8 @@ class JobRuntime:
     engine: AsyncEngine
     session_factory: SessionFactory
     relay: OutboxRelay
+    pubsub: PubSub
+    redis: Redis | None = None  # the pub/sub's client, owned by this loop's runtime
 
 
 @dataclass
@@ -40,12 +48,20 @@ class _Config:
 
 _config: _Config | None = None
 _runtimes: dict[asyncio.AbstractEventLoop, JobRuntime] = {}
+_shared_pubsub: PubSub | None = None
 
 
 def configure(settings: Settings, publish: Publish) -> None:
     """Set what worker loops build their runtime from (called when the broker is installed)."""
     global _config
     _config = _Config(settings, publish)
+
+
+def share_pubsub(pubsub: PubSub | None) -> None:
+    """The pub/sub that worker loops publish into when there is no Redis: the API's own
+    `MemoryPubSub` in the embedded mode, so the API's subscribers get the worker's events."""
+    global _shared_pubsub
+    _shared_pubsub = pubsub
 
 
 def job_runtime() -> JobRuntime:
@@ -61,9 +77,18 @@ def job_runtime() -> JobRuntime:
         relay = OutboxRelay(
             factory, _config.publish, mark_sent_window=settings.outbox_mark_sent_window
         )
-        runtime = JobRuntime(settings, engine, factory, relay)
+        pubsub, redis = _loop_pubsub(settings)
+        runtime = JobRuntime(settings, engine, factory, relay, pubsub, redis)
         _runtimes[loop] = runtime
     return runtime
+
+
+def _loop_pubsub(settings: Settings) -> tuple[PubSub, Redis | None]:
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        return RedisPubSub(redis), redis
+    # No Redis and no API in this process: nobody could receive the events anyway.
+    return _shared_pubsub or MemoryPubSub(), None
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -77,6 +102,9 @@ async def dispose_runtime() -> None:
     if runtime is not None:
         await runtime.relay.close()
         await runtime.engine.dispose()
+        if runtime.redis is not None:  # a shared MemoryPubSub belongs to the API
+            await runtime.pubsub.close()
+            await runtime.redis.aclose()
 
 
 def current_message() -> Message[Any]:
@@ -88,16 +116,19 @@ def current_message() -> Message[Any]:
 
 @asynccontextmanager
 async def unit_of_work() -> AsyncIterator[AsyncSession]:
-    """An actor's transaction: commit on success, then publish the jobs it enqueued."""
-    relay = job_runtime().relay
-    async with relay.session_factory() as session:
+    """An actor's transaction: commit on success, then publish the jobs it enqueued and
+    the events it published (`app.events.publish_after_commit`)."""
+    runtime = job_runtime()
+    async with runtime.session_factory() as session:
         try:
             async with session.begin():
                 yield session
         except BaseException:
             outbox.discard_pending(session)
+            events.discard_pending_events(session)
             raise
-    await relay.relay_committed(session)
+    await runtime.relay.relay_committed(session)
+    await events.publish_committed(runtime.pubsub, session)
 
 
 async def claim(session: AsyncSession) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app import outbox
+from app import events, outbox
 from app.auth import ANONYMOUS, Principal, TokenError
 from app.runtime import Runtime
 from app.services.principals import resolve_principal
@@ -30,6 +30,10 @@ class Context:
     loaders: dict[str, Any] = field(default_factory=dict)
     operation_name: str | None = None
     failed: bool = False  # an unexpected exception happened: the unit of work is rolled back
+    # A WebSocket connection's `connection_init` payload (strawberry sets it); None over HTTP.
+    connection_params: dict[str, Any] | None = None
+    # Set on a WebSocket connection once its principal is known: streams hold no session.
+    streaming: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -43,15 +47,29 @@ class Context:
     def session(self) -> AsyncSession:
         """The request's unit of work, opened on first use and committed by the HTTP layer."""
         if self._session is None:
+            if self.streaming:
+                raise RuntimeError(
+                    "a subscription holds no session: open one with "
+                    "runtime.session_factory() just for the lookup"
+                )
             self._session = self.runtime.session_factory()
         return self._session
+
+    @property
+    def authorization(self) -> str | None:
+        """The caller's credential: `authorization` in the WebSocket's `connection_init`
+        payload, else the `Authorization` header."""
+        for key, value in (self.connection_params or {}).items():
+            if key.lower() == "authorization":
+                return value if value is None or isinstance(value, str) else repr(value)
+        return self.request.headers.get("authorization")
 
     async def principal(self) -> Principal:
         if self._principal is None:
             try:
                 self._principal = await resolve_principal(
                     self.session,
-                    self.request.headers.get("authorization"),
+                    self.authorization,
                     self.runtime.codec,
                 )
             except TokenError as exc:
@@ -60,7 +78,8 @@ class Context:
         return self._principal
 
     async def finish(self, *, commit: bool) -> None:
-        """End the unit of work; run after-commit hooks only when it committed."""
+        """End the unit of work; after a commit, relay its jobs, publish its events and run
+        the after-commit hooks."""
         if self._session is None:
             return
         session, self._session = self._session, None
@@ -69,10 +88,12 @@ class Context:
                 await session.commit()
             else:
                 outbox.discard_pending(session)
+                events.discard_pending_events(session)
                 await session.rollback()
         finally:
             await session.close()
         if commit:
             await self.runtime.relay.relay_committed(session)
+            await events.publish_committed(self.runtime.pubsub, session)
             for hook in self.after_commit:
                 await hook()

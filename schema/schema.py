@@ -1,4 +1,4 @@
-"""Assembles the per-domain Query and Mutation classes into one schema."""
+"""Assembles the per-domain Query, Mutation and Subscription classes into one schema."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
+from resolvers.goals import GoalMutation, GoalQuery
+from resolvers.goals_admin import GoalAdminMutation, GoalAdminQuery
+from resolvers.goals_assign import GoalAssignMutation, GoalAssignQuery
 from resolvers.jobs import JobMutation, JobQuery
 from resolvers.promocodes import PromocodeMutation, PromocodeQuery
 from resolvers.promocodes_admin import PromocodeAdminMutation
@@ -18,16 +21,30 @@ from resolvers.promocodes_admin_queries import PromocodeAdminQuery
 from resolvers.users import UserMutation, UserQuery
 from schema.context import Context
 from schema.extensions import build_extensions, is_unexpected
+from schema.goal_events import GoalEventSubscription
 
 log = structlog.get_logger("engage.graphql")
 
-QUERIES: tuple[type, ...] = (UserQuery, JobQuery, PromocodeQuery, PromocodeAdminQuery)
+QUERIES: tuple[type, ...] = (
+    UserQuery,
+    GoalQuery,
+    GoalAssignQuery,
+    JobQuery,
+    PromocodeQuery,
+    PromocodeAdminQuery,
+    GoalAdminQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     UserMutation,
+    GoalMutation,
+    GoalAssignMutation,
     JobMutation,
     PromocodeMutation,
     PromocodeAdminMutation,
+    GoalAdminMutation,
 )
+# Served over WebSocket (app/graphql_ws.py); HTTP refuses subscriptions.
+SUBSCRIPTIONS: tuple[type, ...] = (GoalEventSubscription,)
 
 
 class EngageSchema(strawberry.Schema):
@@ -62,6 +79,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return EngageSchema(
         query=merge_types("Query", (NodeQuery, *QUERIES)),
         mutation=merge_types("Mutation", MUTATIONS),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS),
         extensions=build_extensions(settings),
         config=StrawberryConfig(relay_max_results=settings.max_page_size),
     )

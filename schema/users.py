@@ -16,6 +16,7 @@ from schema.base import IDEMPOTENCY_KEY_DESCRIPTION
 from schema.context import Context
 
 if TYPE_CHECKING:
+    from schema.goals import Achievement, GoalProgressLogEntry, ViewerGoals, Wallet
     from schema.promocodes import PromocodeOffer, PurchaseNode
 
 strawberry.enum(AccountErrorCode, name="AccountErrorCode")
@@ -125,6 +126,49 @@ class Viewer:
         from resolvers.promocodes import viewer_promocodes
 
         return await viewer_promocodes(info)
+
+    @strawberry.field(description="The caller's personal goals: active, next and recent.")
+    async def goals(
+        self, info: Info[Context, Any]
+    ) -> Annotated[ViewerGoals, strawberry.lazy("schema.goals")]:
+        from resolvers.goals import viewer_goals
+
+        return await viewer_goals(info)
+
+    @strawberry.field(description="Goals reached, newest first (at most 100).")
+    async def achievements(
+        self,
+        info: Info[Context, Any],
+        unseen_only: Annotated[
+            bool, strawberry.argument(description="Only those not yet acknowledged.")
+        ] = True,
+    ) -> list[Annotated[Achievement, strawberry.lazy("schema.goals")]]:
+        from resolvers.goals import viewer_achievements
+
+        return await viewer_achievements(info, unseen_only)
+
+    @strawberry.field(
+        description="Every processed order, newest first: did it count, and if not, why."
+    )
+    async def goal_progress_log(
+        self,
+        info: Info[Context, Any],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+        ] = None,
+    ) -> relay.Connection[Annotated[GoalProgressLogEntry, strawberry.lazy("schema.goals")]]:
+        from resolvers.goals import viewer_progress_log
+
+        return await viewer_progress_log(info, first, after)
+
+    @strawberry.field(description="The caller's wallet: balances and entries.")
+    def wallet(self) -> Annotated[Wallet, strawberry.lazy("schema.goals")]:
+        from schema.goals import Wallet
+
+        return Wallet()
 
     @strawberry.field(description="The caller's purchases, newest first.")
     async def purchases(

@@ -14,6 +14,7 @@ from app.auth import hash_password
 from app.models.base import utcnow
 from app.models.users import AuditLog, RefreshToken, Role, User, UserStatus
 from app.services.errors import DomainError
+from app.services.goals.privacy import forget_user as forget_goals_user
 from app.services.validation import (
     InvalidValue,
     check_password,
@@ -133,13 +134,15 @@ async def delete_account(session: AsyncSession, user: User) -> None:
     Each later domain detaches or anonymises its own personal data when a user is deleted
     (SPEC §0); access tokens stop working because the principal is loaded with its status.
     """
+    now = utcnow()
     user.status = UserStatus.DELETED
-    user.deleted_at = utcnow()
+    user.deleted_at = now
     user.email = None
     user.phone = None
     user.password_hash = None
     user.external_subject = None
     await revoke_all_refresh_tokens(session, user.id, "ACCOUNT_DELETED")
+    await forget_goals_user(session, user.id, now=now)
 
 
 async def set_blocked(

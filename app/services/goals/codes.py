@@ -19,3 +19,9 @@ class GoalErrorCode(enum.Enum):
     INVALID_BONUS = "INVALID_BONUS"  # not an object, an unknown key or a bad value
     INVALID_TIMEZONE = "INVALID_TIMEZONE"
     INVALID_ORDER = "INVALID_ORDER"  # order facts that can't be true (price, completion time)
+    # templates (app/services/goals/templates.py, texts.py)
+    INVALID_ID = "INVALID_ID"  # a template id is a slug: ^[a-z0-9][a-z0-9-]{0,63}$
+    INVALID_TEXT = "INVALID_TEXT"  # a localized text: bad locale, missing default, too long
+    INVALID_REASON = "INVALID_REASON"  # the audit reason: too long or not printable
+    TEMPLATE_EXISTS = "TEMPLATE_EXISTS"
+    TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"

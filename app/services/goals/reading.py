@@ -1,0 +1,314 @@
+"""What a user reads about their goals. Each read is one statement whatever the list size.
+
+Statuses are computed on read: an ACTIVE goal whose deadline passed shows as MISSED even
+before `goals.expire` has marked it, so no read ever shows an expired goal as active.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select, union_all, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.goals import (
+    GoalNotification,
+    GoalOrder,
+    GoalProgressEntry,
+    GoalTemplate,
+    NotificationKind,
+    UserGoal,
+    UserGoalStatus,
+    WalletEntry,
+)
+
+_GOAL_COLUMNS = (
+    UserGoal.id,
+    UserGoal.user_id,
+    UserGoal.goal_id,
+    UserGoal.status,
+    UserGoal.position,
+    UserGoal.conditions,
+    UserGoal.bonus,
+    UserGoal.target,
+    UserGoal.progress,
+    UserGoal.starts_at,
+    UserGoal.expires_at,
+    UserGoal.done_at,
+    UserGoal.missed_at,
+    UserGoal.bonus_granted_at,
+    UserGoal.bonus_details,
+    UserGoal.created_at,
+    GoalTemplate.default_locale,
+    GoalTemplate.title,
+    GoalTemplate.description,
+    GoalTemplate.details,
+    GoalTemplate.button_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalView:
+    """A user goal with its template's texts, as one row of the read query."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    goal_id: str
+    status: UserGoalStatus  # as shown: an overdue ACTIVE goal is MISSED
+    position: int
+    conditions: dict[str, Any]
+    bonus: dict[str, Any]
+    target: int
+    progress: int
+    starts_at: datetime | None
+    expires_at: datetime | None
+    done_at: datetime | None
+    missed_at: datetime | None
+    bonus_granted_at: datetime | None
+    bonus_details: dict[str, Any] | None
+    created_at: datetime
+    default_locale: str
+    title: dict[str, Any]
+    description: dict[str, Any]
+    details: dict[str, Any]
+    button_text: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Row[Any], now: datetime) -> GoalView:
+        values = dict(row._mapping)
+        values["status"] = shown_status(UserGoalStatus(row.status), row.expires_at, now)
+        return cls(**{name: values[name] for name in cls.__slots__})
+
+
+def shown_status(
+    status: UserGoalStatus, expires_at: datetime | None, now: datetime
+) -> UserGoalStatus:
+    if status is UserGoalStatus.ACTIVE and expires_at is not None and expires_at <= now:
+        return UserGoalStatus.MISSED
+    return status
+
+
+def _goals_select() -> Select[Any]:
+    return select(*_GOAL_COLUMNS).join(GoalTemplate, GoalTemplate.id == UserGoal.goal_id)
+
+
+@dataclass(frozen=True)
+class ViewerGoals:
+    active: GoalView | None
+    upcoming: list[GoalView]
+    recent_done: list[GoalView]
+
+
+async def viewer_goals(
+    session: AsyncSession, user_id: uuid.UUID, *, now: datetime, recent_done: int
+) -> ViewerGoals:
+    """The active goal, the waiting ones in order, and the last `recent_done` DONE ones."""
+    current = _goals_select().where(
+        UserGoal.user_id == user_id,
+        UserGoal.status.in_([UserGoalStatus.ACTIVE, UserGoalStatus.NEXT]),
+    )
+    done = (
+        _goals_select()
+        .where(UserGoal.user_id == user_id, UserGoal.status == UserGoalStatus.DONE)
+        .order_by(UserGoal.done_at.desc(), UserGoal.id)
+        .limit(recent_done)
+    )
+    rows = (await session.execute(union_all(current, done.subquery().select()))).all()
+    views = [GoalView.from_row(row, now) for row in rows]
+    return _arrange(views)
+
+
+def _arrange(views: Sequence[GoalView]) -> ViewerGoals:
+    active = next((v for v in views if v.status is UserGoalStatus.ACTIVE), None)
+    overdue = [v for v in views if v.status is UserGoalStatus.MISSED]
+    upcoming = sorted(
+        (v for v in views if v.status is UserGoalStatus.NEXT), key=lambda v: (v.position, v.id)
+    )
+    done = sorted(
+        (v for v in views if v.status is UserGoalStatus.DONE),
+        key=lambda v: v.done_at or v.created_at,
+        reverse=True,
+    )
+    # An overdue goal not yet marked by the expiry job leads the "recent" list as MISSED.
+    return ViewerGoals(active, upcoming, overdue + done)
+
+
+async def goals_by_ids(
+    session: AsyncSession, ids: Sequence[uuid.UUID], *, now: datetime
+) -> dict[uuid.UUID, GoalView]:
+    rows = await session.execute(_goals_select().where(UserGoal.id.in_(ids)))
+    return {row.id: GoalView.from_row(row, now) for row in rows}
+
+
+async def has_unseen_achievements(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(
+            exists().where(
+                GoalNotification.user_id == user_id,
+                GoalNotification.kind == NotificationKind.ACHIEVEMENT,
+                GoalNotification.seen_at.is_(None),
+            )
+        )
+    )
+    return bool(found)
+
+
+@dataclass(frozen=True)
+class AchievementView:
+    goal: GoalView
+    created_at: datetime
+    seen_at: datetime | None
+
+
+async def achievements(
+    session: AsyncSession, user_id: uuid.UUID, *, unseen_only: bool, now: datetime, limit: int
+) -> list[AchievementView]:
+    query = (
+        select(
+            *_GOAL_COLUMNS,
+            GoalNotification.created_at.label("notified_at"),
+            GoalNotification.seen_at,
+        )
+        .join(GoalTemplate, GoalTemplate.id == UserGoal.goal_id)
+        .join(GoalNotification, GoalNotification.user_goal_id == UserGoal.id)
+        .where(
+            GoalNotification.user_id == user_id,
+            GoalNotification.kind == NotificationKind.ACHIEVEMENT,
+        )
+        .order_by(GoalNotification.created_at.desc(), GoalNotification.id)
+        .limit(limit)
+    )
+    if unseen_only:
+        query = query.where(GoalNotification.seen_at.is_(None))
+    rows = await session.execute(query)
+    return [AchievementView(GoalView.from_row(r, now), r.notified_at, r.seen_at) for r in rows]
+
+
+async def mark_achievements_seen(
+    session: AsyncSession, user_id: uuid.UUID, user_goal_ids: Sequence[uuid.UUID], *, now: datetime
+) -> int:
+    """Acknowledge the caller's own achievements; other ids change nothing and say nothing."""
+    if not user_goal_ids:
+        return 0
+    result = await session.execute(
+        update(GoalNotification)
+        .where(
+            GoalNotification.user_id == user_id,
+            GoalNotification.user_goal_id.in_(user_goal_ids),
+            GoalNotification.kind == NotificationKind.ACHIEVEMENT,
+            GoalNotification.seen_at.is_(None),
+        )
+        .values(seen_at=now, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: uuid.UUID
+    order_id: str
+    reason: str
+    counted: bool
+    reversed_at: datetime | None
+    processed_at: datetime
+    user_goal_id: uuid.UUID | None
+    template_id: str | None
+    kind: str
+    status: str
+    ride_class: str | None
+    payment_method: str | None
+    price_minor: int
+    currency: str
+    completed_at: datetime | None
+
+
+def progress_log_query(user_id: uuid.UUID | None = None, order_id: str | None = None) -> Any:
+    """The ledger joined with its orders (and goals), as `LogEntry` rows."""
+    query = (
+        select(
+            GoalProgressEntry.id,
+            GoalProgressEntry.order_id,
+            GoalProgressEntry.reason,
+            GoalProgressEntry.counted,
+            GoalProgressEntry.reversed_at,
+            GoalProgressEntry.created_at.label("processed_at"),
+            GoalProgressEntry.user_goal_id,
+            UserGoal.goal_id.label("template_id"),
+            GoalOrder.kind,
+            GoalOrder.status,
+            GoalOrder.ride_class,
+            GoalOrder.payment_method,
+            GoalOrder.price_minor,
+            GoalOrder.currency,
+            GoalOrder.completed_at,
+        )
+        .join(GoalOrder, GoalOrder.order_id == GoalProgressEntry.order_id)
+        .outerjoin(UserGoal, UserGoal.id == GoalProgressEntry.user_goal_id)
+    )
+    if user_id is not None:
+        query = query.where(GoalProgressEntry.user_id == user_id)
+    if order_id is not None:
+        query = query.where(GoalProgressEntry.order_id == order_id)
+    return query
+
+
+async def progress_log(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[LogEntry]:
+    """The user's ledger, newest first; `before` is the keyset cursor (created_at, id)."""
+    query = progress_log_query(user_id=user_id)
+    if before is not None:
+        at, entry_id = before
+        query = query.where(
+            or_(
+                GoalProgressEntry.created_at < at,
+                and_(GoalProgressEntry.created_at == at, GoalProgressEntry.id < entry_id),
+            )
+        )
+    rows = await session.execute(
+        query.order_by(GoalProgressEntry.created_at.desc(), GoalProgressEntry.id.desc()).limit(
+            limit
+        )
+    )
+    return [LogEntry(**row._mapping) for row in rows]
+
+
+async def wallet_balances(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[int, str]]:
+    rows = await session.execute(
+        select(func.sum(WalletEntry.amount_minor), WalletEntry.currency)
+        .where(WalletEntry.user_id == user_id)
+        .group_by(WalletEntry.currency)
+        .order_by(WalletEntry.currency)
+    )
+    return [(int(total), currency) for total, currency in rows]
+
+
+async def wallet_entries(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[WalletEntry]:
+    query = select(WalletEntry).where(WalletEntry.user_id == user_id)
+    if before is not None:
+        at, entry_id = before
+        query = query.where(
+            or_(
+                WalletEntry.created_at < at,
+                and_(WalletEntry.created_at == at, WalletEntry.id < entry_id),
+            )
+        )
+    rows = await session.scalars(
+        query.order_by(WalletEntry.created_at.desc(), WalletEntry.id.desc()).limit(limit)
+    )
+    return list(rows)
