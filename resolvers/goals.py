@@ -40,6 +40,9 @@ from schema.goals import (
     AchievementsMarkSeenPayload,
     GoalBonusView,
     GoalConditionsView,
+    GoalNotificationNode,
+    GoalNotificationsMarkSeenInput,
+    GoalNotificationsMarkSeenPayload,
     GoalProgressCount,
     GoalProgressLogEntry,
     GoalTimeWindow,
@@ -184,10 +187,47 @@ async def achievements_mark_seen(
                 )
             ],
         )
-    ids = _goal_uuids(data.goal_ids)
+    ids = _typed_uuids(data.goal_ids, "UserGoal")
     marked = await reading.mark_achievements_seen(session, user_id, ids, now=utcnow())
     unseen = await reading.has_unseen_achievements(session, user_id)
     return AchievementsMarkSeenPayload(marked=marked, has_unseen_achievements=unseen, errors=[])
+
+
+async def viewer_notifications(info: InfoT, unseen_only: bool) -> list[GoalNotificationNode]:
+    user_id, locale = await _viewer(info)
+    found = await reading.notifications(
+        info.context.session, user_id, unseen_only=unseen_only, now=utcnow(), limit=MAX_ACHIEVEMENTS
+    )
+    return [
+        GoalNotificationNode(
+            id=str(item.id),
+            kind=item.kind,
+            goal=goal_node(item.goal, locale),
+            created_at=item.created_at,
+            seen=item.seen_at is not None,
+        )
+        for item in found
+    ]
+
+
+async def notifications_mark_seen(
+    info: InfoT, data: GoalNotificationsMarkSeenInput
+) -> GoalNotificationsMarkSeenPayload:
+    user_id, _ = await _viewer(info)
+    if len(data.ids) > MAX_MARK_SEEN:
+        return GoalNotificationsMarkSeenPayload(
+            marked=0,
+            errors=[
+                AchievementsMarkSeenError(
+                    code=AchievementsMarkSeenErrorCode.TOO_MANY_IDS,
+                    field="ids",
+                    message=f"At most {MAX_MARK_SEEN} ids at once.",
+                )
+            ],
+        )
+    ids = _typed_uuids(data.ids, "GoalNotification")
+    marked = await reading.mark_notifications_seen(info.context.session, user_id, ids, now=utcnow())
+    return GoalNotificationsMarkSeenPayload(marked=marked, errors=[])
 
 
 async def user_goals_by_ids(info: InfoT, ids: list[str]) -> list[UserGoalNode | None]:
@@ -208,12 +248,12 @@ async def user_goals_by_ids(info: InfoT, ids: list[str]) -> list[UserGoalNode | 
     return result
 
 
-def _goal_uuids(goal_ids: Sequence[strawberry.ID]) -> list[uuid.UUID]:
-    """The UserGoal ids among `goal_ids`; anything else is ignored like an unknown id."""
+def _typed_uuids(ids: Sequence[strawberry.ID], type_name: str) -> list[uuid.UUID]:
+    """The `type_name` ids among `ids`; anything else is ignored like an unknown id."""
     found = []
-    for value in goal_ids:
+    for value in ids:
         try:
-            found.append(decode_global_id(value, "UserGoal"))
+            found.append(decode_global_id(value, type_name))
         except ValueError:
             continue
     return found
@@ -420,6 +460,15 @@ class GoalMutation:
     )
     async def order_record(self, info: InfoT, input: OrderRecordInput) -> OrderRecordPayload:
         return await order_record(info, input)
+
+    @strawberry.mutation(
+        description="Acknowledge the viewer's goal notifications by id; idempotent, unknown "
+        "ids ignored."
+    )
+    async def goal_notifications_mark_seen(
+        self, info: InfoT, input: GoalNotificationsMarkSeenInput
+    ) -> GoalNotificationsMarkSeenPayload:
+        return await notifications_mark_seen(info, input)
 
     @strawberry.mutation(
         description="Acknowledge the viewer's achievements; idempotent, unknown ids ignored."

@@ -16,7 +16,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from app.models.goals import UserGoalStatus
+from app.models.goals import NotificationKind, UserGoalStatus
 from app.services.goals.conditions import OrderKind, OrderStatus, ProgressReason
 from app.services.goals.orders import OrderErrorCode, RecordOutcome
 from schema.base import Money
@@ -127,6 +127,30 @@ class Achievement:
     button_text: str
     created_at: datetime
     seen: bool
+
+
+strawberry.enum(
+    NotificationKind,
+    name="GoalNotificationKind",
+    description="ACHIEVEMENT: a goal reached and its bonus granted; REMINDER: the active goal "
+    "expires soon; ASSIGNED: an admin assigned a goal.",
+)
+
+
+@strawberry.type(name="GoalNotification", description="An in-app notification about a goal.")
+class GoalNotificationNode(relay.Node):
+    id: relay.NodeID[str]
+    kind: NotificationKind
+    goal: UserGoalNode
+    created_at: datetime
+    seen: bool
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[GoalNotificationNode | None]:
+        """Notifications are read through `viewer.goalNotifications`, not refetched by id."""
+        return [None for _ in node_ids]
 
 
 @strawberry.type(description="The app-start summary of personal goals.")
@@ -244,6 +268,19 @@ class AchievementsMarkSeenError:
     code: AchievementsMarkSeenErrorCode
     field: str | None
     message: str
+
+
+@strawberry.input
+class GoalNotificationsMarkSeenInput:
+    ids: list[strawberry.ID] = strawberry.field(
+        description="GoalNotification ids (at most 100); unknown ids are ignored."
+    )
+
+
+@strawberry.type
+class GoalNotificationsMarkSeenPayload:
+    marked: int = strawberry.field(description="How many notifications became seen now.")
+    errors: list[AchievementsMarkSeenError]
 
 
 @strawberry.input

@@ -16,7 +16,13 @@ from schema.base import IDEMPOTENCY_KEY_DESCRIPTION
 from schema.context import Context
 
 if TYPE_CHECKING:
-    from schema.goals import Achievement, GoalProgressLogEntry, ViewerGoals, Wallet
+    from schema.goals import (
+        Achievement,
+        GoalNotificationNode,
+        GoalProgressLogEntry,
+        ViewerGoals,
+        Wallet,
+    )
     from schema.promocodes import PromocodeOffer, PurchaseNode
 
 strawberry.enum(AccountErrorCode, name="AccountErrorCode")
@@ -146,6 +152,21 @@ class Viewer:
         from resolvers.goals import viewer_achievements
 
         return await viewer_achievements(info, unseen_only)
+
+    @strawberry.field(
+        description="Goal notifications of every kind (achievements, reminders, assignments), "
+        "newest first (at most 100)."
+    )
+    async def goal_notifications(
+        self,
+        info: Info[Context, Any],
+        unseen_only: Annotated[
+            bool, strawberry.argument(description="Only those not yet acknowledged.")
+        ] = True,
+    ) -> list[Annotated[GoalNotificationNode, strawberry.lazy("schema.goals")]]:
+        from resolvers.goals import viewer_notifications
+
+        return await viewer_notifications(info, unseen_only)
 
     @strawberry.field(
         description="Every processed order, newest first: did it count, and if not, why."

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.models.base import utcnow
 from app.models.goals import GoalNotification, NotificationKind, UserGoalStatus
 from app.runtime import Runtime
+from app.services.goals.conditions import ProgressReason
 from app.services.goals.expiry import expire_due, remind_due
 from app.services.goals.reading import viewer_goals
 from tests.goal_factories import assign, create_template, goal
@@ -37,7 +38,33 @@ async def test_an_overdue_goal_is_missed_and_the_next_one_starts(runtime: Runtim
     assert missed.status is UserGoalStatus.MISSED and missed.missed_at is not None
     started = await goal(runtime, second.id)
     assert started.status is UserGoalStatus.ACTIVE
-    assert started.starts_at is not None and started.starts_at > utcnow() + timedelta(hours=23)
+    assert started.starts_at == missed.expires_at  # the next period starts at the deadline
+
+
+async def test_an_order_after_the_deadline_counts_for_the_next_goal_before_expiry_runs(
+    runtime: Runtime,
+) -> None:
+    from tests.goal_factories import order, record_and_process
+
+    user = await create_user(runtime)
+    short = await create_template(runtime, conditions={"target": 3, "periodDays": 1})
+    following = await create_template(runtime, conditions={"target": 3, "periodDays": 2})
+    first = await assign(runtime, user.id, short.id)
+    second = await assign(runtime, user.id, following.id)
+    deadline = (await goal(runtime, first.id)).expires_at
+    assert deadline is not None
+    late = order(user.id, completed_at=deadline + timedelta(seconds=5))
+
+    result = await record_and_process(runtime, late, now=deadline + timedelta(seconds=10))
+
+    assert (result.user_goal_id, result.reason) == (second.id, ProgressReason.COUNTED)
+    assert (await goal(runtime, first.id)).status is UserGoalStatus.MISSED
+    started = await goal(runtime, second.id)
+    assert (started.status, started.starts_at, started.progress) == (
+        UserGoalStatus.ACTIVE,
+        deadline,
+        1,
+    )
 
 
 async def test_reads_never_show_an_overdue_goal_as_active(runtime: Runtime) -> None:

@@ -62,7 +62,9 @@ async def _expire_user(
         return 0
     mark_missed(session, goal, now)
     await session.flush()
-    await activate_next(session, user_id, at=now)
+    # The next goal's period starts when this one ended, as after a DONE goal.
+    assert goal.expires_at is not None
+    await activate_next(session, user_id, at=goal.expires_at)
     return 1
 
 

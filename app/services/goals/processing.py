@@ -31,6 +31,7 @@ from app.services.goals.lifecycle import (
     activate_next,
     goal_event,
     lock_user,
+    mark_missed,
     on_commit,
     snapshot_conditions,
 )
@@ -162,6 +163,8 @@ def _match(row: Row[Any]) -> ProgressReason:
 
 
 async def _first_time(session: AsyncSession, row: Row[Any], now: datetime) -> ProcessResult:
+    if _ended_before(row, now):
+        row = await _expire_lazily(session, row, now)
     reason = _match(row)
     counted = reason is ProgressReason.COUNTED
     await session.execute(
@@ -181,6 +184,28 @@ async def _first_time(session: AsyncSession, row: Row[Any], now: datetime) -> Pr
     if not counted:
         return ProcessResult(reason, row.goal_id)
     return await _advance(session, row, reason, now)
+
+
+def _ended_before(row: Row[Any], now: datetime) -> bool:
+    """The active goal's deadline passed before this order completed (and before now)."""
+    return (
+        row.goal_id is not None
+        and row.completed_at is not None
+        and row.expires_at <= row.completed_at
+        and row.expires_at <= now
+    )
+
+
+async def _expire_lazily(session: AsyncSession, row: Row[Any], now: datetime) -> Row[Any]:
+    """End the overdue goal now instead of at the next `goals.expire` run, so the order counts
+    towards the goal that follows it (whose period started at the deadline)."""
+    goal = await session.get(UserGoal, row.goal_id)
+    assert goal is not None and goal.expires_at is not None
+    mark_missed(session, goal, now)
+    await session.flush()
+    await activate_next(session, row.user_id, at=goal.expires_at)
+    reloaded: Any = (await session.execute(_LOAD, {"order_id": row.order_id})).one()
+    return reloaded
 
 
 async def _completed_later(session: AsyncSession, row: Row[Any], now: datetime) -> ProcessResult:

@@ -163,6 +163,8 @@ class AchievementView:
     goal: GoalView
     created_at: datetime
     seen_at: datetime | None
+    id: uuid.UUID | None = None
+    kind: NotificationKind = NotificationKind.ACHIEVEMENT
 
 
 async def achievements(
@@ -187,6 +189,57 @@ async def achievements(
         query = query.where(GoalNotification.seen_at.is_(None))
     rows = await session.execute(query)
     return [AchievementView(GoalView.from_row(r, now), r.notified_at, r.seen_at) for r in rows]
+
+
+async def notifications(
+    session: AsyncSession, user_id: uuid.UUID, *, unseen_only: bool, now: datetime, limit: int
+) -> list[AchievementView]:
+    """Every kind of goal notification (achievements, reminders, assignments), newest first."""
+    query = (
+        select(
+            *_GOAL_COLUMNS,
+            GoalNotification.id.label("notification_id"),
+            GoalNotification.kind.label("notification_kind"),
+            GoalNotification.created_at.label("notified_at"),
+            GoalNotification.seen_at,
+        )
+        .join(GoalTemplate, GoalTemplate.id == UserGoal.goal_id)
+        .join(GoalNotification, GoalNotification.user_goal_id == UserGoal.id)
+        .where(GoalNotification.user_id == user_id)
+        .order_by(GoalNotification.created_at.desc(), GoalNotification.id)
+        .limit(limit)
+    )
+    if unseen_only:
+        query = query.where(GoalNotification.seen_at.is_(None))
+    rows = await session.execute(query)
+    return [
+        AchievementView(
+            GoalView.from_row(r, now),
+            r.notified_at,
+            r.seen_at,
+            r.notification_id,
+            r.notification_kind,
+        )
+        for r in rows
+    ]
+
+
+async def mark_notifications_seen(
+    session: AsyncSession, user_id: uuid.UUID, ids: Sequence[uuid.UUID], *, now: datetime
+) -> int:
+    """Acknowledge the caller's own notifications by id; other ids change nothing."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(GoalNotification)
+        .where(
+            GoalNotification.user_id == user_id,
+            GoalNotification.id.in_(ids),
+            GoalNotification.seen_at.is_(None),
+        )
+        .values(seen_at=now, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def mark_achievements_seen(
