@@ -40,6 +40,7 @@ from app.events import user_channel
 from app.metrics import SUBSCRIPTIONS_ACTIVE
 from resolvers.permissions import AuthError, IsUser
 from schema.context import Context
+from schema.goals import UserGoalStatus  # registered as a GraphQL enum there
 
 log = structlog.get_logger("engage.goal_events")
 
@@ -66,9 +67,7 @@ class GoalProgressEvent:
     kind: GoalEventKind = strawberry.field(description="What happened.")
     goal_id: strawberry.ID = strawberry.field(description="The user goal's global id.")
     template_id: str = strawberry.field(description="The goal template's id.")
-    status: str = strawberry.field(
-        description="The user goal's status after the event: NEXT, ACTIVE, DONE or MISSED."
-    )
+    status: UserGoalStatus = strawberry.field(description="The user goal's status after the event.")
     current: int = strawberry.field(description="Progress so far.")
     total: int = strawberry.field(description="The progress that reaches the goal.")
     at: datetime = strawberry.field(description="When it happened.")
@@ -85,7 +84,7 @@ def goal_event_from(message: Mapping[str, Any]) -> GoalProgressEvent | None:
                 relay.to_base64("UserGoal", str(uuid.UUID(message["userGoalId"])))
             ),
             template_id=_string(message["templateId"]),
-            status=_string(message["status"]),
+            status=UserGoalStatus(message["status"]),
             current=_integer(message["current"]),
             total=_integer(message["total"]),
             at=_utc(datetime.fromisoformat(message["at"])),
