@@ -84,9 +84,16 @@ class OrderInput:
 
 
 @dataclass(frozen=True)
+class RecordedOrder:
+    order_id: str
+    status: OrderStatus
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
 class RecordResult:
     outcome: RecordOutcome
-    order: GoalOrder
+    order: RecordedOrder
 
 
 async def record_order(session: AsyncSession, order: OrderInput) -> RecordResult:
@@ -95,24 +102,29 @@ async def record_order(session: AsyncSession, order: OrderInput) -> RecordResult
     if not await _user_can_order(session, order.user_id):
         raise DomainError(OrderErrorCode.UNKNOWN_USER, "No such user.", "userId")
     values = _row_values(order)
-    inserted = await session.scalar(
+    recorded_at = await session.scalar(
         upsert_insert(session, GoalOrder)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(GoalOrder.order_id)
+        .returning(GoalOrder.created_at)
     )
-    stored = await session.get(GoalOrder, order.order_id, with_for_update=inserted is None)
-    assert stored is not None
-    if inserted is not None:
-        _schedule(session, stored)
+    if recorded_at is not None:  # new: no need to read the row back
+        _schedule(session, order.order_id, order.user_id)
         GOAL_ORDERS_RECORDED.labels(RecordOutcome.NEW.value).inc()
-        return RecordResult(RecordOutcome.NEW, stored)
+        return RecordResult(
+            RecordOutcome.NEW, RecordedOrder(order.order_id, order.status, recorded_at)
+        )
+    stored = await session.get(GoalOrder, order.order_id, with_for_update=True)
+    assert stored is not None
     outcome = _compare(stored, order, values["content_hash"])
     if outcome is RecordOutcome.STATUS_CHANGED:
         stored.status = order.status.value
-        _schedule(session, stored)
+        _schedule(session, stored.order_id, stored.user_id)
     GOAL_ORDERS_RECORDED.labels(outcome.value).inc()
-    return RecordResult(outcome, stored)
+    return RecordResult(
+        outcome,
+        RecordedOrder(stored.order_id, OrderStatus(stored.status), stored.created_at),
+    )
 
 
 def validate(order: OrderInput) -> None:
@@ -228,7 +240,5 @@ def _conflict(stored: GoalOrder, why: str) -> None:
     )
 
 
-def _schedule(session: AsyncSession, order: GoalOrder) -> None:
-    outbox.enqueue(
-        session, "goals.process_order", order_id=order.order_id, user_id=str(order.user_id)
-    )
+def _schedule(session: AsyncSession, order_id: str, user_id: uuid.UUID) -> None:
+    outbox.enqueue(session, "goals.process_order", order_id=order_id, user_id=str(user_id))
