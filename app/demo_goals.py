@@ -62,13 +62,15 @@ async def load_demo_goals(
         )
     await session.flush()
     plan = {0: ("comfort-3", "night-owl-2"), 1: ("wallet-week",)}
+    # Started an hour ago, so rides completed "now" (the printed example) count.
+    started = now - timedelta(hours=1)
     for index, template_ids in plan.items():
         for template_id in template_ids:
             await assign_goal(
                 session,
                 Assignment(users[index].id, template_id),
                 actor=f"demo:{admin.email}",
-                now=now,
+                now=started,
             )
 
 

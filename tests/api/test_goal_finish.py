@@ -127,9 +127,12 @@ async def test_cashback_credits_wallet_orders_in_its_window_and_takes_back_refun
     user_goal = await _done_goal(runtime, {"type": "CASHBACK", "percent": 10, "days": 7})
     user_id = user_goal.user_id
     await finish(runtime, user_goal.id)
-    async with runtime.session_factory() as session:
+    async with runtime.session_factory() as session, session.begin():
         grant = await session.scalar(select(CashbackGrant))
-    assert grant is not None and grant.percent == 10
+        assert grant is not None and grant.percent == 10
+        assert grant.ends_at - grant.starts_at == timedelta(days=7)
+        # Shorten the window so an order just after it is not "from the future".
+        grant.ends_at = utcnow() + timedelta(minutes=2)
 
     later = utcnow() + timedelta(minutes=1)
     by_wallet = order(user_id, payment_method="wallet", price_minor=12_345, completed_at=later)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import update
 from strawberry.relay import to_base64
 
+from app.models.base import utcnow
 from app.models.goals import GoalOrder
 from app.models.users import User, UserStatus
 from app.runtime import Runtime
@@ -417,3 +418,38 @@ async def test_an_anonymous_caller_is_unauthenticated(
     assert body["data"] is None
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert await row_counts(runtime) == before
+
+
+async def test_an_order_from_the_future_is_refused(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    token = await service_token(runtime)
+    user = await create_user(runtime)
+    later = utcnow() + timedelta(minutes=10)
+    before = await row_counts(runtime)
+    body = await gql(
+        client,
+        ORDER_RECORD_FUTURE,
+        {
+            "input": {
+                "orderId": "future-1",
+                "userId": str(user.id),
+                "createdAt": later.isoformat(),
+                "completedAt": (later + timedelta(minutes=1)).isoformat(),
+                "status": "COMPLETE",
+                "rideClass": "comfort",
+                "price": {"amountMinor": 100, "currency": "RUB"},
+                "cityTimezone": "Europe/Moscow",
+            }
+        },
+        token=token,
+    )
+    errors = body["data"]["orderRecord"]["errors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("INVALID_ORDER", "createdAt")]
+    assert await row_counts(runtime) == before
+
+
+ORDER_RECORD_FUTURE = """
+mutation R($input: OrderRecordInput!) {
+  orderRecord(input: $input) { outcome errors { code field message } }
+}"""

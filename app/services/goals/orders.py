@@ -19,7 +19,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
 from app.db import upsert_insert
+from app.models.base import utcnow
 from app.models.goals import GoalOrder
 from app.models.users import User, UserStatus
 from app.services.errors import DomainError
@@ -39,6 +40,7 @@ from app.services.goals.metrics import GOAL_ORDERS_RECORDED
 log = structlog.get_logger("engage.goals")
 
 MAX_DATA_BYTES = 4096
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Matched with `fullmatch`: `$` would also accept a trailing newline.
 _ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # ride class, payment method
@@ -149,11 +151,24 @@ def validate(order: OrderInput) -> None:
         raise DomainError(
             OrderErrorCode.INVALID_ORDER, "An order completes after it is created.", "completedAt"
         )
+    _check_not_future(order)
     _facts(order)  # price, currency, timezone, completion time
     if len(orjson.dumps(order.data)) > MAX_DATA_BYTES:
         raise DomainError(
             OrderErrorCode.INVALID_DATA, f"At most {MAX_DATA_BYTES} bytes of JSON.", "data"
         )
+
+
+def _check_not_future(order: OrderInput) -> None:
+    """Times from the future beyond a clock skew would count towards goals not yet running."""
+    latest = utcnow() + MAX_CLOCK_SKEW
+    for moment, name in ((order.ordered_at, "createdAt"), (order.completed_at, "completedAt")):
+        if moment is not None and moment > latest:
+            raise DomainError(
+                OrderErrorCode.INVALID_ORDER,
+                f"The time is more than {MAX_CLOCK_SKEW.seconds // 60} minutes in the future.",
+                name,
+            )
 
 
 def _facts(order: OrderInput) -> OrderFacts:
