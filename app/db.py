@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -94,6 +95,7 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     url = make_url(settings.database_url)
     options: dict[str, Any] = {
+        "json_deserializer": orjson.loads,  # JSON columns are read on every goals read
         "echo": settings.database_echo,
         "pool_pre_ping": settings.database_pool_pre_ping,
     }

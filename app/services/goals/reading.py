@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,9 +91,15 @@ class GoalView:
 
     @classmethod
     def from_row(cls, row: Row[Any], now: datetime) -> GoalView:
-        values = dict(row._mapping)
-        values["status"] = shown_status(UserGoalStatus(row.status), row.expires_at, now)
-        return cls(**{name: values[name] for name in cls.__slots__})
+        """From a row that starts with `_GOAL_COLUMNS`, in the fields' order."""
+        values = list(row[:_FIELD_COUNT])
+        values[_STATUS] = shown_status(UserGoalStatus(values[_STATUS]), row.expires_at, now)
+        return cls(*values)
+
+
+_FIELD_COUNT = len(_GOAL_COLUMNS)
+_STATUS = 3
+assert [c.key for c in _GOAL_COLUMNS] == list(GoalView.__slots__), "keep the orders in step"
 
 
 def shown_status(
@@ -104,22 +121,38 @@ class ViewerGoals:
     recent_done: list[GoalView]
 
 
-async def viewer_goals(
-    session: AsyncSession, user_id: uuid.UUID, *, now: datetime, recent_done: int
-) -> ViewerGoals:
-    """The active goal, the waiting ones in order, and the last `recent_done` DONE ones."""
+def _viewer_goals_statement() -> Any:
     current = _goals_select().where(
-        UserGoal.user_id == user_id,
+        UserGoal.user_id == bindparam("user_id"),
         UserGoal.status.in_([UserGoalStatus.ACTIVE, UserGoalStatus.NEXT]),
     )
     done = (
         _goals_select()
-        .where(UserGoal.user_id == user_id, UserGoal.status == UserGoalStatus.DONE)
+        .where(UserGoal.user_id == bindparam("user_id"), UserGoal.status == UserGoalStatus.DONE)
         .order_by(UserGoal.done_at.desc(), UserGoal.id)
-        .limit(recent_done)
+        .limit(bindparam("recent_done", type_=Integer))
     )
-    rows = (await session.execute(union_all(current, done.subquery().select()))).all()
-    views = [GoalView.from_row(row, now) for row in rows]
+    return union_all(current, done.subquery().select())
+
+
+# Built once: constructing a statement per request costs more than running it (the read path
+# is hot; see docs/benchmarks.md).
+_VIEWER_GOALS = _viewer_goals_statement()
+_HAS_UNSEEN = select(
+    exists().where(
+        GoalNotification.user_id == bindparam("user_id"),
+        GoalNotification.kind == NotificationKind.ACHIEVEMENT,
+        GoalNotification.seen_at.is_(None),
+    )
+)
+
+
+async def viewer_goals(
+    session: AsyncSession, user_id: uuid.UUID, *, now: datetime, recent_done: int
+) -> ViewerGoals:
+    """The active goal, the waiting ones in order, and the last `recent_done` DONE ones."""
+    result = await session.execute(_VIEWER_GOALS, {"user_id": user_id, "recent_done": recent_done})
+    views = [GoalView.from_row(row, now) for row in result]
     return _arrange(views)
 
 
@@ -146,15 +179,7 @@ async def goals_by_ids(
 
 
 async def has_unseen_achievements(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(
-            exists().where(
-                GoalNotification.user_id == user_id,
-                GoalNotification.kind == NotificationKind.ACHIEVEMENT,
-                GoalNotification.seen_at.is_(None),
-            )
-        )
-    )
+    found = await session.scalar(_HAS_UNSEEN, {"user_id": user_id})
     return bool(found)
 
 
