@@ -99,32 +99,6 @@ def decode_keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise BadUserInput("Invalid cursor.", "after") from exc
 
 
-def page_size(info: InfoT, first: int | None) -> int:
-    limit = info.context.settings.max_page_size if first is None else first
-    if not 0 <= limit <= info.context.settings.max_page_size:
-        raise BadUserInput(
-            f"`first` must be between 0 and {info.context.settings.max_page_size}.", "first"
-        )
-    return limit
-
-
-def keyset_connection(
-    nodes: list[Any], cursors: list[str], has_next: bool, has_previous: bool
-) -> relay.Connection[Any]:
-    edges = [
-        relay.Edge(node=node, cursor=cursor) for node, cursor in zip(nodes, cursors, strict=True)
-    ]
-    return relay.Connection(
-        edges=edges,
-        page_info=relay.PageInfo(
-            has_next_page=has_next,
-            has_previous_page=has_previous,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
-        ),
-    )
-
-
 def log_entry_node(entry: LogEntry) -> GoalProgressLogEntry:
     return GoalProgressLogEntry(
         id=str(entry.id),

@@ -21,16 +21,14 @@ from app.services.goals import reading
 from resolvers.goal_nodes import (
     decode_keyset,
     goal_node,
-    keyset_connection,
     keyset_cursor,
     log_entry_node,
-    page_size,
     wallet_entry_node,
 )
 from resolvers.ids import parse_uuids
 from resolvers.orders import order_record
 from resolvers.permissions import require
-from schema.base import Money, decode_global_id
+from schema.base import Money, connection_of, decode_global_id, page_size
 from schema.context import Context
 from schema.goals import (
     Achievement,
@@ -209,11 +207,11 @@ async def viewer_progress_log(
     info: InfoT, first: int | None, after: str | None
 ) -> relay.Connection[GoalProgressLogEntry]:
     user_id, _ = await _viewer(info)
-    limit = page_size(info, first)
+    limit = page_size(first, info.context.settings.max_page_size)
     before = decode_keyset(after)
     rows = await reading.progress_log(info.context.session, user_id, limit=limit + 1, before=before)
     page = rows[:limit]
-    return keyset_connection(
+    return connection_of(
         [log_entry_node(r) for r in page],
         [keyset_cursor(r.processed_at, r.id) for r in page],
         len(rows) > limit,
@@ -231,13 +229,13 @@ async def wallet_entries(
     info: InfoT, first: int | None, after: str | None
 ) -> relay.Connection[WalletEntryNode]:
     user_id, _ = await _viewer(info)
-    limit = page_size(info, first)
+    limit = page_size(first, info.context.settings.max_page_size)
     before = decode_keyset(after)
     rows = await reading.wallet_entries(
         info.context.session, user_id, limit=limit + 1, before=before
     )
     page = rows[:limit]
-    return keyset_connection(
+    return connection_of(
         [wallet_entry_node(r) for r in page],
         [keyset_cursor(r.created_at, r.id) for r in page],
         len(rows) > limit,

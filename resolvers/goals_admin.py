@@ -20,7 +20,7 @@ from app.models.users import Role
 from app.services.errors import DomainError
 from app.services.goals import templates
 from resolvers.permissions import IsAdmin, require
-from schema.base import BadUserInput
+from schema.base import After, BadUserInput, PageSize, connection_of, page_size
 from schema.context import Context
 from schema.goals_admin import (
     TEMPLATE_ID_DESCRIPTION,
@@ -188,13 +188,6 @@ def decode_cursor(cursor: str | None) -> str | None:
     return raw.removeprefix(_CURSOR_PREFIX)
 
 
-def _page_size(first: int | None, max_page_size: int) -> int:
-    size = max_page_size if first is None else first
-    if not 0 <= size <= max_page_size:
-        raise BadUserInput(f"`first` must be between 0 and {max_page_size}.", "first")
-    return size
-
-
 async def templates_by_ids(info: InfoT, ids: list[str]) -> list[GoalTemplateNode | None]:
     """Node resolution (admin only)."""
     await require(info, Role.ADMIN)
@@ -213,29 +206,20 @@ class GoalAdminQuery:
         status: Annotated[
             TemplateStatus | None, strawberry.argument(description="Only this status.")
         ] = None,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: PageSize = None,
+        after: After = None,
     ) -> relay.Connection[GoalTemplateNode]:
-        size = _page_size(first, info.context.settings.max_page_size)
+        size = page_size(first, info.context.settings.max_page_size)
         start_after = decode_cursor(after)
         page = await templates.list_templates(
             info.context.session, status=status, first=size, after=start_after
         )
-        edges = [
-            relay.Edge(node=GoalTemplateNode.from_model(row), cursor=encode_cursor(row.id))
-            for row in page.templates
-        ]
-        page_info = relay.PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=start_after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+        return connection_of(
+            [GoalTemplateNode.from_model(row) for row in page.templates],
+            [encode_cursor(row.id) for row in page.templates],
+            page.has_next,
+            start_after is not None,
         )
-        return relay.Connection(edges=edges, page_info=page_info)
 
     @strawberry.field(
         description="A goal template by slug (or global id); null if none (admin).",

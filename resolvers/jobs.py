@@ -14,7 +14,7 @@ from app.services import jobs as job_service
 from app.services.errors import DomainError
 from resolvers.ids import node_uuid, rows_by_ids
 from resolvers.permissions import IsAdmin, require
-from schema.base import BadUserInput, build_connection, decode_global_id, paginate
+from schema.base import After, BadUserInput, PageSize, build_connection, decode_global_id, paginate
 from schema.context import Context
 from schema.jobs import (
     JobError,
@@ -67,12 +67,8 @@ class JobQuery:
         status: Annotated[
             JobFailureStatus | None, strawberry.argument(description="Only DEAD or RETRIED ones.")
         ] = None,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: PageSize = None,
+        after: After = None,
     ) -> relay.Connection[JobFailureNode]:
         statement = job_service.failures_query(actor=actor, status=status)
         rows, start, has_next, has_prev = await paginate(

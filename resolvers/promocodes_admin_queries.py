@@ -18,7 +18,7 @@ from app.models.users import Role
 from app.services.promocodes import generator, grants, stats
 from resolvers.ids import rows_by_ids
 from resolvers.permissions import IsAdmin, require
-from schema.base import BadUserInput, build_connection, decode_global_id, paginate
+from schema.base import After, BadUserInput, PageSize, build_connection, decode_global_id, paginate
 from schema.context import Context
 from schema.promocodes import PurchaseNode
 from schema.promocodes_admin import (
@@ -31,12 +31,6 @@ from schema.promocodes_admin import (
 )
 
 InfoT = Info[Context, Any]
-PageSize = Annotated[
-    int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-]
-After = Annotated[
-    str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-]
 
 
 def _argument_uuid(value: strawberry.ID | None, type_name: str, argument: str) -> uuid.UUID | None:

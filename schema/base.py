@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -19,6 +19,14 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
     "Makes a creating mutation safe to retry: the same caller sending the same key (1-100 "
     "characters) gets the first result back instead of a second effect."
 )
+
+
+PageSize = Annotated[
+    int | None, strawberry.argument(description="Page size, at most 100 (the default).")
+]
+After = Annotated[
+    str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+]
 
 
 @strawberry.type(description="An amount of money in integer minor units (kopecks, cents).")
@@ -63,6 +71,14 @@ def decode_cursor(cursor: str | None) -> int:
     return offset + 1
 
 
+def page_size(first: int | None, max_page_size: int) -> int:
+    """The page size `first` asks for (the maximum by default), or BAD_USER_INPUT."""
+    size = max_page_size if first is None else first
+    if not 0 <= size <= max_page_size:
+        raise BadUserInput(f"`first` must be between 0 and {max_page_size}.", "first")
+    return size
+
+
 async def paginate(
     session: AsyncSession,
     statement: Select[Any],
@@ -71,9 +87,7 @@ async def paginate(
     max_page_size: int,
 ) -> tuple[Sequence[Any], int, bool, bool]:
     """Rows of an ordered statement for a page; also the start offset and page flags."""
-    limit = max_page_size if first is None else first
-    if limit < 0 or limit > max_page_size:
-        raise BadUserInput(f"`first` must be between 0 and {max_page_size}.", "first")
+    limit = page_size(first, max_page_size)
     start = decode_cursor(after)
     rows = (await session.scalars(statement.offset(start).limit(limit + 1))).all()
     has_next = len(rows) > limit
@@ -87,14 +101,26 @@ def build_connection(
     has_next: bool,
     has_previous: bool,
 ) -> relay.Connection[NodeT]:
+    """An offset-paged connection (see `paginate`)."""
+    cursors = [encode_cursor(start + index) for index in range(len(nodes))]
+    return connection_of(nodes, cursors, has_next, has_previous, connection_cls)
+
+
+def connection_of(
+    nodes: Sequence[NodeT],
+    cursors: Sequence[str],
+    has_next: bool,
+    has_previous: bool,
+    connection_cls: type[relay.Connection[NodeT]] = relay.Connection,
+) -> relay.Connection[NodeT]:
+    """A connection from nodes and their cursors, whatever kind of cursor (offset, keyset)."""
     edges = [
-        relay.Edge(node=node, cursor=encode_cursor(start + index))
-        for index, node in enumerate(nodes)
+        relay.Edge(node=node, cursor=cursor) for node, cursor in zip(nodes, cursors, strict=True)
     ]
     page_info = relay.PageInfo(
         has_next_page=has_next,
         has_previous_page=has_previous,
-        start_cursor=edges[0].cursor if edges else None,
-        end_cursor=edges[-1].cursor if edges else None,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
     )
     return connection_cls(edges=edges, page_info=page_info)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -19,7 +19,7 @@ from strawberry.types import Info
 from app.models.goals import NotificationKind, UserGoalStatus
 from app.services.goals.conditions import OrderKind, OrderStatus, ProgressReason
 from app.services.goals.orders import OrderErrorCode, RecordOutcome
-from schema.base import Money
+from schema.base import After, Money, PageSize
 from schema.context import Context
 
 strawberry.enum(
@@ -204,12 +204,8 @@ class Wallet:
     async def entries(
         self,
         info: Info[Context, Any],
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: PageSize = None,
+        after: After = None,
     ) -> relay.Connection[WalletEntryNode]:
         from resolvers.goals import wallet_entries
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -24,7 +24,7 @@ from app.models.promocodes import (
     ReleaseReason,
     SubscriberEligibility,
 )
-from schema.base import Money
+from schema.base import After, Money, PageSize
 from schema.context import Context
 from schema.promocodes import PlanNode, PurchaseNode
 from schema.users import GroupNode, UserNode
@@ -166,14 +166,6 @@ class PromocodeStats:
     )
     user_grants: int = strawberry.field(description="Users the code is granted to personally.")
     group_grants: int = strawberry.field(description="Groups the code is granted to.")
-
-
-PageSize = Annotated[
-    int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-]
-After = Annotated[
-    str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-]
 
 
 @strawberry.type(

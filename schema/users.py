@@ -12,7 +12,7 @@ from strawberry.types import Info
 from app.models.users import Group, Role, User, UserStatus
 from app.services.groups import GroupErrorCode
 from app.services.users import AccountErrorCode
-from schema.base import IDEMPOTENCY_KEY_DESCRIPTION
+from schema.base import IDEMPOTENCY_KEY_DESCRIPTION, After, PageSize
 from schema.context import Context
 
 if TYPE_CHECKING:
@@ -174,12 +174,8 @@ class Viewer:
     async def goal_progress_log(
         self,
         info: Info[Context, Any],
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: PageSize = None,
+        after: After = None,
     ) -> relay.Connection[Annotated[GoalProgressLogEntry, strawberry.lazy("schema.goals")]]:
         from resolvers.goals import viewer_progress_log
 
@@ -195,12 +191,8 @@ class Viewer:
     async def purchases(
         self,
         info: Info[Context, Any],
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, at most 100 (the default).")
-        ] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
-        ] = None,
+        first: PageSize = None,
+        after: After = None,
     ) -> relay.Connection[Annotated[PurchaseNode, strawberry.lazy("schema.promocodes")]]:
         from resolvers.promocodes import viewer_purchases
 
