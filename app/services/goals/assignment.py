@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.goals import (
     GoalAssignmentBatch,
-    GoalNotification,
     GoalTemplate,
     NotificationKind,
     TemplateStatus,
@@ -36,6 +35,7 @@ from app.services.errors import DomainError
 from app.services.goals.assignment_csv import CsvRow, ParsedCsv
 from app.services.goals.conditions import parse_conditions
 from app.services.goals.lifecycle import activate_next, has_active_goal, lock_user, on_commit
+from app.services.goals.lifecycle import notify as add_notification
 from app.services.goals.metrics import GOALS_ASSIGNED
 
 
@@ -104,9 +104,8 @@ async def assign_goal(
     _check_template(template, "goalId")
     assert template is not None
     _check_window(assignment, now)
-    if not await _is_active_user(session, assignment.user_id):
+    if await lock_user(session, assignment.user_id) is not UserStatus.ACTIVE:
         raise DomainError(AssignErrorCode.UNKNOWN_USER, "No such user.", "userId")
-    await lock_user(session, assignment.user_id)
     if await _pending_templates(session, [assignment.user_id], [template.id]):
         raise DomainError(
             AssignErrorCode.ALREADY_ASSIGNED,
@@ -133,11 +132,6 @@ def _check_window(assignment: Assignment, now: datetime) -> None:
         )
     if ends is not None and ends <= now:
         raise DomainError(AssignErrorCode.INVALID_PERIOD, "endsAt is in the past.", "endsAt")
-
-
-async def _is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    status = await session.scalar(select(User.status).where(User.id == user_id))
-    return status is UserStatus.ACTIVE
 
 
 async def _pending_templates(
@@ -183,11 +177,7 @@ async def _insert(
     session.add(goal)
     await session.flush()
     if notify:
-        session.add(
-            GoalNotification(
-                user_id=goal.user_id, user_goal_id=goal.id, kind=NotificationKind.ASSIGNED
-            )
-        )
+        await add_notification(session, goal, NotificationKind.ASSIGNED, now)
     on_commit(session, GOALS_ASSIGNED.inc)
     if not await has_active_goal(session, assignment.user_id):
         await activate_next(session, assignment.user_id, at=now)

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_insert
-from app.models.goals import GoalNotification, NotificationKind, UserGoal, UserGoalStatus
+from app.models.goals import NotificationKind, UserGoal, UserGoalStatus
 from app.services.goals.lifecycle import (
     GoalEventKind,
     activate_next,
     event_for,
     lock_user,
     mark_missed,
+    notify,
 )
 
 
@@ -88,17 +88,6 @@ async def remind_due(
     ).all()
     for goal in goals:
         goal.reminded_at = now
-        await session.execute(
-            upsert_insert(session, GoalNotification)
-            .values(
-                id=uuid.uuid4(),
-                user_id=goal.user_id,
-                user_goal_id=goal.id,
-                kind=NotificationKind.REMINDER,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["user_goal_id", "kind"])
-        )
+        await notify(session, goal, NotificationKind.REMINDER, now)
         event_for(session, goal, GoalEventKind.REMINDER, now)
     return len(goals)

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import upsert_insert
 from app.models.goals import (
     CashbackGrant,
-    GoalNotification,
     NotificationKind,
     UserGoal,
     UserGoalStatus,
@@ -35,7 +34,7 @@ from app.services.goals.bonuses import (
     WalletBonus,
     parse_bonus,
 )
-from app.services.goals.lifecycle import GoalEventKind, event_for, on_commit
+from app.services.goals.lifecycle import GoalEventKind, event_for, notify, on_commit
 from app.services.goals.metrics import GOAL_BONUSES_GRANTED
 from app.services.promocodes.issuing import PersonalCode, issue_personal_code
 
@@ -172,18 +171,7 @@ async def finish_goal(session: AsyncSession, user_goal_id: uuid.UUID, *, now: da
     goal.bonus_granted_at = now
     goal.bonus_ref = granted.ref
     goal.bonus_details = {"type": bonus.TYPE.value, **granted.details}
-    await session.execute(
-        upsert_insert(session, GoalNotification)
-        .values(
-            id=uuid.uuid4(),
-            user_id=goal.user_id,
-            user_goal_id=goal.id,
-            kind=NotificationKind.ACHIEVEMENT,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["user_goal_id", "kind"])
-    )
+    await notify(session, goal, NotificationKind.ACHIEVEMENT, now)
     on_commit(session, GOAL_BONUSES_GRANTED.labels(bonus.TYPE.value).inc)
     event_for(session, goal, GoalEventKind.ACHIEVEMENT, now)
     return True

@@ -22,9 +22,10 @@ import orjson
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import upsert_insert
 from app.events import publish_after_commit, user_channel
-from app.models.goals import UserGoal, UserGoalStatus
-from app.models.users import User
+from app.models.goals import GoalNotification, NotificationKind, UserGoal, UserGoalStatus
+from app.models.users import User, UserStatus
 from app.services.goals.conditions import GoalConditions, goal_period, parse_conditions
 from app.services.goals.metrics import GOALS_ACTIVATED, GOALS_MISSED
 
@@ -72,17 +73,19 @@ def user_goal_period(
     return starts_at, expires_at
 
 
-async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    """Take the user's row lock for this transaction; False when the user doesn't exist.
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
+    """Take the user's row lock for this transaction; the user's status, None if no such user.
 
     FOR NO KEY UPDATE does not conflict with the KEY SHARE locks foreign keys take, so rows
     referencing the user can still be written by others. SQLite ignores it (one writer anyway).
     """
-    found = await session.scalar(_LOCK_USER, {"user_id": user_id})
-    return found is not None
+    status: UserStatus | None = await session.scalar(_LOCK_USER, {"user_id": user_id})
+    return status
 
 
-_LOCK_USER = select(User.id).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+_LOCK_USER = (
+    select(User.status).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+)
 
 
 def goal_event(
@@ -165,6 +168,24 @@ def mark_missed(session: AsyncSession, goal: UserGoal, at: datetime) -> None:
     goal.missed_at = at
     on_commit(session, GOALS_MISSED.inc)
     event_for(session, goal, GoalEventKind.MISSED, at)
+
+
+async def notify(
+    session: AsyncSession, goal: UserGoal, kind: NotificationKind, now: datetime
+) -> None:
+    """Create the goal's in-app notification of `kind`, at most once per goal and kind."""
+    await session.execute(
+        upsert_insert(session, GoalNotification)
+        .values(
+            id=uuid.uuid4(),
+            user_id=goal.user_id,
+            user_goal_id=goal.id,
+            kind=kind,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["user_goal_id", "kind"])
+    )
 
 
 async def has_active_goal(session: AsyncSession, user_id: uuid.UUID) -> bool:
