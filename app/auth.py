@@ -20,7 +20,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.models.users import Role
+from app.models.identity import Role
 from app.settings import Settings
 
 _password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost

@@ -76,11 +76,11 @@ def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]], settings: Sett
 
 
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from app.models.users import Role
+    from app.models.identity import Role
 
     async def create(settings: Settings) -> int:
         from app.db import create_engine, create_session_factory, transaction
-        from app.services.sessions import create_service_token
+        from app.services.identity.sessions import create_service_token
 
         engine = create_engine(settings)
         try:
@@ -108,7 +108,7 @@ def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
     async def create(settings: Settings) -> int:
         from app.db import create_engine, create_session_factory, transaction
         from app.services.errors import DomainError
-        from app.services.users import create_admin
+        from app.services.identity.users import create_admin
 
         engine = create_engine(settings)
         try:

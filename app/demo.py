@@ -12,10 +12,10 @@ from app.db import create_engine, create_session_factory, transaction
 from app.demo_goals import load_demo_goals, order_record_example
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
 from app.models.base import utcnow
-from app.models.users import Role, ServiceToken, User
-from app.services import groups as group_service
-from app.services import sessions as session_service
-from app.services import users as user_service
+from app.models.identity import Role, ServiceToken, User
+from app.services.identity import groups as group_service
+from app.services.identity import sessions as session_service
+from app.services.identity import users as user_service
 from app.settings import Settings
 
 ADMIN_EMAIL = "admin@example.com"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.goals import GoalTemplate
-from app.models.users import User
+from app.models.identity import User
 from app.services.goals.assignment import Assignment, assign_goal
 
 DEMO_TEMPLATES: tuple[dict[str, object], ...] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import Group
 from app.models.promocodes import (
     Audience,
     Plan,
@@ -12,7 +13,6 @@ from app.models.promocodes import (
     PromocodeKind,
     SubscriberEligibility,
 )
-from app.models.users import Group
 
 DEMO_CODES = (
     # code, kind, value, what it shows

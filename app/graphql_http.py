@@ -47,8 +47,8 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from app.runtime import Runtime
-from resolvers.dataloaders import build_loaders
 from schema.context import Context
+from schema.dataloaders import build_loaders
 
 log = structlog.get_logger("engage.graphql")
 

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import SessionFactory, transaction, upsert_insert
 from app.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_SWEPT, OUTBOX_WRITTEN
 from app.models.base import utcnow
-from app.models.jobs import OutboxMessage, ProcessedMessage
+from app.models.outbox import OutboxMessage, ProcessedMessage
 
 log = structlog.get_logger("engage.outbox")
 

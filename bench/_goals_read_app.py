@@ -70,7 +70,7 @@ from app.models.goals import (
     UserGoal,
     UserGoalStatus,
 )
-from app.models.users import Role, User, UserStatus
+from app.models.identity import Role, User, UserStatus
 from app.runtime import Runtime
 from app.services.goals.conditions import RollingPeriod
 from app.services.goals.lifecycle import snapshot_conditions

@@ -87,9 +87,9 @@ from app.db import create_engine, create_session_factory
 from app.migrate import upgrade
 from app.models.base import utcnow
 from app.models.goals import GoalTemplate
-from app.models.users import Role, User
+from app.models.identity import Role, User
 from app.services.goals.assignment import Assignment, assign_goal
-from app.services.sessions import create_service_token
+from app.services.identity.sessions import create_service_token
 from app.settings import Settings
 from bench._proc import (
     all_stats,

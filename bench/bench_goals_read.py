@@ -70,15 +70,21 @@ from app.db import SessionFactory, create_engine, create_session_factory
 from app.migrate import upgrade
 from app.models.base import utcnow
 from app.models.goals import GoalNotification, GoalTemplate, NotificationKind
-from app.models.users import Role, User
+from app.models.identity import Role, User
 from app.services.goals.assignment import Assignment, assign_goal
 from app.services.goals.conditions import OrderKind, OrderStatus
 from app.services.goals.granting import finish_goal
-from app.services.goals.orders import OrderInput, record_order
 from app.services.goals.processing import process_order
+from app.services.orders.recording import OrderInput, record_order
 from app.settings import Settings
 from bench._goals_read_app import QUERY
-from bench._proc import all_stats, descendants, machine_notes, run_until_done, wait_for_quiet
+from bench._proc import (
+    all_stats,
+    descendants,
+    machine_notes,
+    run_until_done,
+    wait_for_quiet,
+)
 from bench.bench_purchase_create import (
     CLIENT,
     MACHINE,

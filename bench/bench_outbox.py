@@ -55,9 +55,9 @@ from sqlalchemy.engine import make_url
 
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.migrate import upgrade
-from app.models.jobs import JobPing
+from app.models.operations import JobPing
 from app.outbox import OutboxRelay
-from app.services.jobs import PING_ACTOR, request_ping
+from app.services.operations.jobs import PING_ACTOR, request_ping
 from app.settings import Settings
 from bench._proc import (
     all_stats,

@@ -45,7 +45,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SessionFactory, create_engine, create_session_factory, transaction
+from app.db import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
 from app.migrate import upgrade
 from app.models.promocodes import Plan, Promocode, PromocodeKind, promocode_plans
 from app.services.promocodes.generator import (

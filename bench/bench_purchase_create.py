@@ -71,8 +71,8 @@ from strawberry.relay import to_base64
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory
 from app.migrate import upgrade
+from app.models.identity import Role, User
 from app.models.promocodes import Audience, Plan, Promocode, PromocodeKind
-from app.models.users import Role, User
 from app.settings import Settings
 from bench._proc import (
     all_stats,

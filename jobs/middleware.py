@@ -22,7 +22,7 @@ from app.metrics import (
     JOBS_PROCESSED,
     JOBS_RETRIED,
 )
-from app.services.jobs import record_failure
+from app.services.operations.jobs import record_failure
 from jobs.runtime import dispose_runtime, job_runtime
 
 log = structlog.get_logger("engage.jobs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-ACTOR_MODULES = ("jobs.goals", "jobs.outbox", "jobs.promocodes", "jobs.system")
+ACTOR_MODULES = ("jobs.goals", "jobs.outbox", "jobs.promocodes", "jobs.operations")
 
 
 def load_actor_modules() -> None:

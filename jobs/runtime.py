@@ -26,7 +26,7 @@ from app import events, outbox
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay, Publish
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
-from app.services.jobs import claim_message
+from app.services.operations.jobs import claim_message
 from app.settings import Settings
 
 

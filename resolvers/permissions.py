@@ -13,7 +13,7 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from app.auth import Principal
-from app.models.users import Role
+from app.models.identity import Role
 from schema.context import Context
 
 

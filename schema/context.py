@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 from app import events, outbox
 from app.auth import ANONYMOUS, Principal, TokenError
 from app.runtime import Runtime
-from app.services.principals import resolve_principal
+from app.services.identity.principals import resolve_principal
 from app.settings import Settings
 
 AfterCommit = Callable[[], Awaitable[None]]

@@ -11,17 +11,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
-from resolvers.goals import GoalMutation, GoalQuery
-from resolvers.goals_admin import GoalAdminMutation, GoalAdminQuery
-from resolvers.goals_assign import GoalAssignMutation, GoalAssignQuery
-from resolvers.jobs import JobMutation, JobQuery
-from resolvers.promocodes import PromocodeMutation, PromocodeQuery
-from resolvers.promocodes_admin import PromocodeAdminMutation
-from resolvers.promocodes_admin_queries import PromocodeAdminQuery
-from resolvers.users import UserMutation, UserQuery
+from resolvers.goals.admin import GoalAdminMutation, GoalAdminQuery
+from resolvers.goals.assign import GoalAssignMutation, GoalAssignQuery
+from resolvers.goals.queries import GoalMutation, GoalQuery
+from resolvers.identity.mutations import UserMutation, UserQuery
+from resolvers.operations.admin import JobMutation, JobQuery
+from resolvers.promocodes.admin import PromocodeAdminMutation
+from resolvers.promocodes.admin_queries import PromocodeAdminQuery
+from resolvers.promocodes.queries import PromocodeMutation, PromocodeQuery
 from schema.context import Context
 from schema.extensions import build_extensions, is_unexpected
-from schema.goal_events import GoalEventSubscription
+from schema.goals.events import GoalEventSubscription
 
 log = structlog.get_logger("engage.graphql")
 

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from app.models.base import utcnow
 from app.models.goals import GoalTemplate, UserGoal
-from app.models.jobs import OutboxMessage
+from app.models.outbox import OutboxMessage
 from app.runtime import Runtime
 from app.services.goals.assignment import Assignment, assign_goal
 from app.services.goals.conditions import OrderKind, OrderStatus
 from app.services.goals.granting import finish_goal
-from app.services.goals.orders import OrderInput, RecordResult, record_order
 from app.services.goals.processing import ProcessResult, process_order
+from app.services.orders.recording import OrderInput, RecordResult, record_order
 
 WALLET_300 = {"type": "WALLET", "amountMinor": 30_000, "currency": "RUB"}
 

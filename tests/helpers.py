@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from app.auth import AccessTokenCodec
 from app.models.base import Base
-from app.models.users import Role, User
+from app.models.identity import Role, User
 from app.runtime import Runtime
-from app.services import sessions as session_service
-from app.services import users as user_service
+from app.services.identity import sessions as session_service
+from app.services.identity import users as user_service
 
 PASSWORD = "correct-horse-battery"
 

@@ -2,25 +2,13 @@
 
 from app.models.base import Base
 from app.models.goals import (
-    CashbackGrant,
     GoalAssignmentBatch,
     GoalNotification,
-    GoalOrder,
     GoalProgressEntry,
     GoalTemplate,
     UserGoal,
-    WalletEntry,
 )
-from app.models.jobs import JobFailure, JobPing, OutboxMessage, ProcessedMessage
-from app.models.promocodes import (
-    Plan,
-    Promocode,
-    PromocodeAttempt,
-    PromocodeGrant,
-    PromocodeUse,
-    Purchase,
-)
-from app.models.users import (
+from app.models.identity import (
     AuditLog,
     Group,
     GroupMember,
@@ -29,6 +17,18 @@ from app.models.users import (
     ServiceToken,
     User,
 )
+from app.models.operations import JobFailure, JobPing
+from app.models.orders import Order
+from app.models.outbox import OutboxMessage, ProcessedMessage
+from app.models.promocodes import (
+    Plan,
+    Promocode,
+    PromocodeAttempt,
+    PromocodeGrant,
+    PromocodeUse,
+    Purchase,
+)
+from app.models.wallet import CashbackGrant, WalletEntry
 
 __all__ = [
     "AuditLog",
@@ -36,7 +36,6 @@ __all__ = [
     "CashbackGrant",
     "GoalAssignmentBatch",
     "GoalNotification",
-    "GoalOrder",
     "GoalProgressEntry",
     "GoalTemplate",
     "Group",
@@ -44,6 +43,7 @@ __all__ = [
     "IdempotencyRecord",
     "JobFailure",
     "JobPing",
+    "Order",
     "OutboxMessage",
     "Plan",
     "ProcessedMessage",

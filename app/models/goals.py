@@ -1,11 +1,10 @@
-"""Personal goals: templates, user goals, orders, the progress ledger, notifications, wallet.
+"""Personal goals: templates, user goals, the progress ledger, notifications.
 
 Invariants the database keeps (not only the code):
 - at most one ACTIVE goal per user (`uq_user_goals_one_active`, a partial unique index);
 - a user waits for a template at most once (`uq_user_goals_pending`: one NEXT/ACTIVE per pair);
 - 0 <= progress <= target;
-- one order per order id; one ledger row per order; one notification per goal and kind;
-- one wallet entry per `source_key` (a goal's bonus, one order's cashback from one grant).
+- one ledger row per order; one notification per goal and kind.
 
 User goals snapshot the template's conditions and bonus when assigned: editing a template
 changes what later assignments promise, never what a user was already promised.
@@ -19,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -56,12 +54,6 @@ class NotificationKind(enum.StrEnum):
     ACHIEVEMENT = "ACHIEVEMENT"  # the goal is done and its bonus granted
     REMINDER = "REMINDER"  # the active goal expires soon
     ASSIGNED = "ASSIGNED"  # an admin assigned the goal (optional per upload)
-
-
-class WalletEntryKind(enum.StrEnum):
-    GOAL_BONUS = "GOAL_BONUS"
-    CASHBACK = "CASHBACK"
-    CASHBACK_REVERSAL = "CASHBACK_REVERSAL"
 
 
 class GoalTemplate(TimestampMixin, Base):
@@ -158,34 +150,6 @@ class UserGoal(UUIDPrimaryKey, TimestampMixin, Base):
     )
 
 
-class GoalOrder(TimestampMixin, Base):
-    """An order (or other countable event) as the ordering service reported it.
-
-    `content_hash` covers every field but the status, so a later CANCELLED/REFUNDED report of
-    the same order is a status change while any other difference is a conflict.
-    """
-
-    __tablename__ = "goal_orders"
-    __table_args__ = (
-        CheckConstraint("price_minor >= 0", name="price_not_negative"),
-        Index("ix_goal_orders_user_id", "user_id"),
-    )
-
-    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))
-    ride_class: Mapped[str | None] = mapped_column(String(32))
-    payment_method: Mapped[str | None] = mapped_column(String(32))
-    price_minor: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    ordered_at: Mapped[datetime]
-    completed_at: Mapped[datetime | None]
-    city_timezone: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]]
-    content_hash: Mapped[str] = mapped_column(String(64))
-
-
 class GoalProgressEntry(UUIDPrimaryKey, TimestampMixin, Base):
     """The per-order ledger: did this order count towards a goal, and if not, why."""
 
@@ -221,42 +185,3 @@ class GoalNotification(UUIDPrimaryKey, TimestampMixin, Base):
     user_goal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_goals.id", ondelete="CASCADE"))
     kind: Mapped[NotificationKind] = mapped_column(_enum(NotificationKind))
     seen_at: Mapped[datetime | None]
-
-
-class CashbackGrant(UUIDPrimaryKey, TimestampMixin, Base):
-    """A CASHBACK bonus: `percent` of wallet-paid orders completed in [starts_at, ends_at)."""
-
-    __tablename__ = "cashback_grants"
-    __table_args__ = (
-        CheckConstraint("percent BETWEEN 1 AND 100", name="percent_between_1_and_100"),
-        CheckConstraint("ends_at > starts_at", name="window_not_empty"),
-        Index("ix_cashback_grants_user_ends", "user_id", "ends_at"),
-    )
-
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    user_goal_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("user_goals.id", ondelete="CASCADE"), unique=True
-    )
-    percent: Mapped[int] = mapped_column(Integer)
-    starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime]
-
-
-class WalletEntry(UUIDPrimaryKey, TimestampMixin, Base):
-    """The wallet ledger: the balance is the sum of a user's entries per currency."""
-
-    __tablename__ = "wallet_entries"
-    __table_args__ = (
-        CheckConstraint("amount_minor <> 0", name="amount_not_zero"),
-        Index("ix_wallet_entries_user_created", "user_id", "created_at"),
-    )
-
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    kind: Mapped[WalletEntryKind] = mapped_column(_enum(WalletEntryKind))
-    source_key: Mapped[str] = mapped_column(String(120), unique=True)  # idempotency
-    user_goal_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("user_goals.id", ondelete="SET NULL")
-    )
-    order_id: Mapped[str | None] = mapped_column(String(64))

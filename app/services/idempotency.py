@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.users import IdempotencyRecord
+from app.models.identity import IdempotencyRecord
 from app.services.errors import DomainError
 
 MAX_KEY_LENGTH = 100

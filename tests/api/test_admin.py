@@ -6,7 +6,7 @@ import httpx
 import pytest
 from strawberry.relay import to_base64
 
-from app.models.users import Role
+from app.models.identity import Role
 from app.runtime import Runtime
 from tests.helpers import (
     PASSWORD,

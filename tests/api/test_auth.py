@@ -10,7 +10,14 @@ import pytest
 
 from app.runtime import Runtime
 from tests.conftest import TEST_JWT_SECRET
-from tests.helpers import PASSWORD, access_token, create_user, error_codes, gql, row_counts
+from tests.helpers import (
+    PASSWORD,
+    access_token,
+    create_user,
+    error_codes,
+    gql,
+    row_counts,
+)
 
 REGISTER = """
 mutation Register($input: RegisterInput!) {

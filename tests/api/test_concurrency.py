@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from app.models.users import Group, Role, User
+from app.models.identity import Group, Role, User
 from app.runtime import Runtime
 from tests.conftest import make_client
 from tests.helpers import PASSWORD, access_token, create_user, gql

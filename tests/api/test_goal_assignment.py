@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.models.base import utcnow
 from app.models.goals import GoalNotification, GoalTemplate, TemplateStatus, UserGoal
-from app.models.users import Role
+from app.models.identity import Role
 from app.runtime import Runtime
-from schema.goals_assign import SOURCE_CODES, GoalAssignErrorCode
+from schema.goals.assign import SOURCE_CODES, GoalAssignErrorCode
 from tests.goal_factories import create_template, order, record_and_process
 from tests.helpers import access_token, create_user, error_codes, gql, row_counts
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models.base import utcnow
-from app.models.goals import GoalProgressEntry, UserGoalStatus, WalletEntry
+from app.models.goals import GoalProgressEntry, UserGoalStatus
+from app.models.wallet import WalletEntry
 from app.runtime import Runtime
-from app.services.goals.orders import OrderInput
+from app.services.orders.recording import OrderInput
 from tests.goal_factories import (
     assign,
     create_template,

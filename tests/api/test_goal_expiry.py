@@ -124,9 +124,9 @@ async def test_a_reminder_is_created_once_before_the_deadline(runtime: Runtime) 
 async def test_deleting_the_account_ends_pending_goals_and_erases_order_data(
     runtime: Runtime,
 ) -> None:
-    from app.models.goals import GoalOrder
-    from app.models.users import User
-    from app.services.users import delete_account
+    from app.models.identity import User
+    from app.models.orders import Order
+    from app.services.identity.users import delete_account
     from tests.goal_factories import order, record_and_process
 
     user = await create_user(runtime)
@@ -145,5 +145,5 @@ async def test_deleting_the_account_ends_pending_goals_and_erases_order_data(
     assert (await goal(runtime, active.id)).status is UserGoalStatus.MISSED
     assert (await goal(runtime, waiting.id)).status is UserGoalStatus.MISSED
     async with runtime.session_factory() as session:
-        stored = await session.get(GoalOrder, ride.order_id)
+        stored = await session.get(Order, ride.order_id)
     assert stored is not None and stored.data == {}

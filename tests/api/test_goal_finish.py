@@ -8,15 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.models.base import utcnow
-from app.models.goals import (
-    CashbackGrant,
-    GoalNotification,
-    NotificationKind,
-    UserGoal,
-    WalletEntry,
-    WalletEntryKind,
-)
+from app.models.goals import GoalNotification, NotificationKind, UserGoal
 from app.models.promocodes import Audience, Promocode, PromocodeGrant, PromocodeKind
+from app.models.wallet import CashbackGrant, WalletEntry, WalletEntryKind
 from app.runtime import Runtime
 from app.services.goals.conditions import OrderStatus
 from tests.goal_factories import (

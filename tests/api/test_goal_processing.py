@@ -11,7 +11,7 @@ from app.models.base import utcnow
 from app.models.goals import GoalProgressEntry, UserGoalStatus
 from app.runtime import Runtime
 from app.services.goals.conditions import OrderStatus, ProgressReason
-from app.services.goals.orders import RecordOutcome
+from app.services.orders.recording import RecordOutcome
 from tests.goal_factories import (
     assign,
     create_template,

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models.goals import UserGoalStatus
-from app.models.users import User
+from app.models.identity import User
 from app.runtime import Runtime
 from tests.goal_factories import (
     assign,

@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 
 from app.events import publish_after_commit, publish_committed, user_channel
 from app.main import create_app
-from app.models.users import User
+from app.models.identity import User
 from app.runtime import Runtime
 from jobs.broker import actor
 from jobs.runtime import unit_of_work

@@ -13,11 +13,18 @@ from strawberry.relay import to_base64
 
 from app.models.base import utcnow
 from app.models.goals import UserGoal
-from app.models.users import AuditLog, Role
+from app.models.identity import AuditLog, Role
 from app.runtime import Runtime
 from app.services.goals.codes import GoalErrorCode
-from schema.goals_admin import GoalAdminErrorCode
-from tests.helpers import access_token, create_user, error_codes, gql, row_counts, service_token
+from schema.goals.admin import GoalAdminErrorCode
+from tests.helpers import (
+    access_token,
+    create_user,
+    error_codes,
+    gql,
+    row_counts,
+    service_token,
+)
 
 ERRORS = "errors { code field message }"
 TEMPLATE_FIELDS = """

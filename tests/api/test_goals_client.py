@@ -16,10 +16,10 @@ from strawberry.relay import to_base64
 
 from app.models.base import utcnow
 from app.models.goals import UserGoal, UserGoalStatus
-from app.models.users import Role, User
+from app.models.identity import Role, User
 from app.runtime import Runtime
-from app.services import users as user_service
 from app.services.goals.conditions import OrderStatus, ProgressReason
+from app.services.identity import users as user_service
 from tests.goal_factories import (
     WALLET_300,
     assign,
@@ -31,7 +31,14 @@ from tests.goal_factories import (
     record,
     record_and_process,
 )
-from tests.helpers import PASSWORD, access_token, create_user, error_codes, gql, service_token
+from tests.helpers import (
+    PASSWORD,
+    access_token,
+    create_user,
+    error_codes,
+    gql,
+    service_token,
+)
 
 GOAL_FIELDS = """
   id goalId status title description details buttonText

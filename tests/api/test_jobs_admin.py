@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from strawberry.relay import from_base64, to_base64
 
-from app.models.jobs import JobFailure, JobFailureStatus, JobPing, OutboxMessage
-from app.models.users import AuditLog, Role, User
+from app.models.identity import AuditLog, Role, User
+from app.models.operations import JobFailure, JobFailureStatus, JobPing
+from app.models.outbox import OutboxMessage
 from app.runtime import Runtime
-from app.services.jobs import PING_ACTOR, record_failure
+from app.services.operations.jobs import PING_ACTOR, record_failure
 from tests.helpers import (
     access_token,
     create_user,

@@ -13,8 +13,8 @@ from sqlalchemy import update
 from strawberry.relay import to_base64
 
 from app.models.base import utcnow
-from app.models.goals import GoalOrder
-from app.models.users import User, UserStatus
+from app.models.identity import User, UserStatus
+from app.models.orders import Order
 from app.runtime import Runtime
 from tests.goal_factories import outbox_messages
 from tests.helpers import (
@@ -80,9 +80,9 @@ def errors_of(payload: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [(error["code"], error["field"]) for error in payload["errors"]]
 
 
-async def stored(runtime: Runtime, order_id: str) -> GoalOrder | None:
+async def stored(runtime: Runtime, order_id: str) -> Order | None:
     async with runtime.session_factory() as session:
-        return await session.get(GoalOrder, order_id)
+        return await session.get(Order, order_id)
 
 
 @pytest.fixture

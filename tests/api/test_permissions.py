@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app.graphql_http import GraphQLEndpoint
 from app.middleware import RequestContextMiddleware
-from app.models.users import Role
+from app.models.identity import Role
 from app.runtime import Runtime
 from resolvers.permissions import IsAdmin, IsAuthenticated, IsService, IsUser
 from tests.helpers import access_token, create_user, error_codes, gql, service_token

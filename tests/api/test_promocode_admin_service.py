@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import AuditLog, Group, User, UserStatus
 from app.models.promocodes import (
     AttemptOperation,
     Audience,
@@ -30,18 +31,12 @@ from app.models.promocodes import (
     ReleaseReason,
     UseStatus,
 )
-from app.models.users import AuditLog, Group, User, UserStatus
 from app.runtime import Runtime
-from app.services import groups as group_service
-from app.services import users as user_service
 from app.services.errors import DomainError
+from app.services.identity import groups as group_service
+from app.services.identity import users as user_service
 from app.services.promocodes import codes, grants, stats
-from app.services.promocodes.codes import (
-    UNSET,
-    PromocodeErrorCode,
-    PromocodeInput,
-    PromocodeUpdate,
-)
+from app.services.promocodes.codes import UNSET, PromocodeErrorCode, PromocodeInput, PromocodeUpdate
 from app.services.promocodes.grants import Grantee, GrantOutcome, GrantStatus
 from tests.helpers import create_user, row_counts
 

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from app.models.identity import User
 from app.models.promocodes import (
     Plan,
     Promocode,
@@ -18,7 +19,6 @@ from app.models.promocodes import (
     Rejection,
     UseStatus,
 )
-from app.models.users import User
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.purchases import create_purchase, fail_purchase

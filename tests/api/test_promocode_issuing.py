@@ -7,13 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from app.models.promocodes import (
-    Plan,
-    Promocode,
-    PromocodeAttempt,
-    PromocodeKind,
-    Rejection,
-)
+from app.models.promocodes import Plan, Promocode, PromocodeAttempt, PromocodeKind, Rejection
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.issuing import (

@@ -13,16 +13,23 @@ from sqlalchemy import func, select
 from strawberry.relay import from_base64, to_base64
 
 from app.models.base import utcnow
+from app.models.identity import AuditLog, Role, User, UserStatus
 from app.models.promocodes import Promocode, Rejection, promocode_plans
-from app.models.users import AuditLog, Role, User, UserStatus
 from app.runtime import Runtime
-from app.services import groups as group_service
+from app.services.identity import groups as group_service
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.codes import PromocodeErrorCode
 from app.services.promocodes.issuing import ApplyErrorCode
-from schema.promocodes_admin import PromocodeAdminErrorCode
-from tests.helpers import access_token, create_user, error_codes, gql, row_counts, service_token
+from schema.promocodes.admin import PromocodeAdminErrorCode
+from tests.helpers import (
+    access_token,
+    create_user,
+    error_codes,
+    gql,
+    row_counts,
+    service_token,
+)
 
 ERRORS = "errors { code field message }"
 CODE_FIELDS = """

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.relay import from_base64, to_base64
 
 from app.models.base import utcnow
+from app.models.identity import Group, GroupMember, Role, User, UserStatus
 from app.models.promocodes import (
     AttemptOperation,
     Audience,
@@ -33,15 +34,21 @@ from app.models.promocodes import (
     UseStatus,
     promocode_plans,
 )
-from app.models.users import Group, GroupMember, Role, User, UserStatus
 from app.runtime import Runtime
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.eligibility import user_facing
-from resolvers.promocodes import purchase_errors
-from schema.promocodes import PurchaseErrorCode
+from resolvers.promocodes.queries import purchase_errors
+from schema.promocodes.types import PurchaseErrorCode
 from tests.conftest import make_client
-from tests.helpers import access_token, create_user, error_codes, gql, row_counts, service_token
+from tests.helpers import (
+    access_token,
+    create_user,
+    error_codes,
+    gql,
+    row_counts,
+    service_token,
+)
 
 CLIENT_IP = "203.0.113.7"  # what tests.conftest.make_client's transport reports
 

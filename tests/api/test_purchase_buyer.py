@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from strawberry.relay import to_base64
 
+from app.models.identity import Role
 from app.models.promocodes import Plan
-from app.models.users import Role
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller
 from app.services.promocodes.purchases import create_purchase

@@ -7,7 +7,7 @@ import time
 
 import structlog
 
-from app.models.users import AuditLog
+from app.models.identity import AuditLog
 from jobs.broker import actor
 from jobs.runtime import claim, unit_of_work
 

@@ -13,9 +13,10 @@ from sqlalchemy import func, select, update
 
 from app import outbox
 from app.models.base import utcnow
-from app.models.jobs import JobPing, OutboxMessage, ProcessedMessage
+from app.models.operations import JobPing
+from app.models.outbox import OutboxMessage, ProcessedMessage
 from app.runtime import Runtime
-from app.services.jobs import PING_ACTOR, request_ping
+from app.services.operations.jobs import PING_ACTOR, request_ping
 from jobs.broker import publisher
 from tests.jobs import actors
 from tests.jobs.conftest import eventually, metric

@@ -6,8 +6,8 @@ import pytest
 from dramatiq import Worker
 from sqlalchemy import func, select
 
-from app.models.jobs import JobFailure, JobFailureStatus
-from app.models.users import AuditLog, Role
+from app.models.identity import AuditLog, Role
+from app.models.operations import JobFailure, JobFailureStatus
 from app.runtime import Runtime
 from tests.conftest import make_client
 from tests.helpers import access_token, create_user, error_codes, gql

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models.jobs import OutboxMessage
+from app.models.outbox import OutboxMessage
 from app.runtime import Runtime
 from jobs.scheduler import RedisLeaderLock, Scheduler, parse_schedules
 

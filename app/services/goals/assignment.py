@@ -30,7 +30,7 @@ from app.models.goals import (
     UserGoal,
     UserGoalStatus,
 )
-from app.models.users import AuditLog, User, UserStatus
+from app.models.identity import AuditLog, User, UserStatus
 from app.services.errors import DomainError
 from app.services.goals.assignment_csv import CsvRow, ParsedCsv
 from app.services.goals.conditions import parse_conditions

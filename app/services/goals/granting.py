@@ -17,15 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
-from app.models.goals import (
-    CashbackGrant,
-    NotificationKind,
-    UserGoal,
-    UserGoalStatus,
-    WalletEntry,
-    WalletEntryKind,
-)
+from app.models.goals import NotificationKind, UserGoal, UserGoalStatus
 from app.models.promocodes import PromocodeKind
+from app.models.wallet import CashbackGrant, WalletEntry, WalletEntryKind
 from app.services.goals.bonuses import (
     Bonus,
     BonusType,

@@ -24,8 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
 from app.events import publish_after_commit, user_channel
-from app.models.goals import GoalNotification, NotificationKind, UserGoal, UserGoalStatus
-from app.models.users import User, UserStatus
+from app.models.goals import (
+    GoalNotification,
+    NotificationKind,
+    UserGoal,
+    UserGoalStatus,
+)
+from app.models.identity import User, UserStatus
 from app.services.goals.conditions import GoalConditions, goal_period, parse_conditions
 from app.services.goals.metrics import GOALS_ACTIVATED, GOALS_MISSED
 

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.goals import GoalOrder, UserGoal, UserGoalStatus
+from app.models.goals import UserGoal, UserGoalStatus
+from app.models.orders import Order
 
 
 async def forget_user(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> None:
@@ -26,5 +27,5 @@ async def forget_user(session: AsyncSession, user_id: uuid.UUID, *, now: datetim
         .values(status=UserGoalStatus.MISSED, missed_at=now, updated_at=now)
     )
     await session.execute(
-        update(GoalOrder).where(GoalOrder.user_id == user_id).values(data={}, updated_at=now)
+        update(Order).where(Order.user_id == user_id).values(data={}, updated_at=now)
     )

@@ -23,8 +23,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
-from app.models.goals import GoalOrder, GoalProgressEntry, UserGoal, UserGoalStatus
-from app.services.goals import cashback
+from app.models.goals import GoalProgressEntry, UserGoal, UserGoalStatus
+from app.models.orders import Order
 from app.services.goals.conditions import OrderKind, OrderStatus, PaymentMethod, ProgressReason
 from app.services.goals.lifecycle import (
     GoalEventKind,
@@ -36,26 +36,23 @@ from app.services.goals.lifecycle import (
     snapshot_conditions,
 )
 from app.services.goals.matching import OrderFacts, match_order
-from app.services.goals.metrics import (
-    GOAL_ORDERS_PROCESSED,
-    GOAL_PROCESSING_LAG,
-    GOALS_COMPLETED,
-)
+from app.services.goals.metrics import GOAL_ORDERS_PROCESSED, GOAL_PROCESSING_LAG, GOALS_COMPLETED
+from app.services.wallet import cashback
 
 REVERSING = frozenset({OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value})
 
 _LOAD = (
     select(
-        GoalOrder.order_id,
-        GoalOrder.user_id,
-        GoalOrder.kind,
-        GoalOrder.status,
-        GoalOrder.ride_class,
-        GoalOrder.payment_method,
-        GoalOrder.price_minor,
-        GoalOrder.currency,
-        GoalOrder.completed_at,
-        GoalOrder.city_timezone,
+        Order.order_id,
+        Order.user_id,
+        Order.kind,
+        Order.status,
+        Order.ride_class,
+        Order.payment_method,
+        Order.price_minor,
+        Order.currency,
+        Order.completed_at,
+        Order.city_timezone,
         GoalProgressEntry.id.label("entry_id"),
         GoalProgressEntry.reason.label("entry_reason"),
         GoalProgressEntry.user_goal_id.label("entry_goal_id"),
@@ -68,12 +65,12 @@ _LOAD = (
         UserGoal.starts_at,
         UserGoal.expires_at,
     )
-    .outerjoin(GoalProgressEntry, GoalProgressEntry.order_id == GoalOrder.order_id)
+    .outerjoin(GoalProgressEntry, GoalProgressEntry.order_id == Order.order_id)
     .outerjoin(
         UserGoal,
-        and_(UserGoal.user_id == GoalOrder.user_id, UserGoal.status == UserGoalStatus.ACTIVE),
+        and_(UserGoal.user_id == Order.user_id, UserGoal.status == UserGoalStatus.ACTIVE),
     )
-    .where(GoalOrder.order_id == bindparam("order_id"))
+    .where(Order.order_id == bindparam("order_id"))
 )
 
 _ADVANCE = (

@@ -29,14 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.goals import (
     GoalNotification,
-    GoalOrder,
     GoalProgressEntry,
     GoalTemplate,
     NotificationKind,
     UserGoal,
     UserGoalStatus,
-    WalletEntry,
 )
+from app.models.orders import Order
+from app.models.wallet import WalletEntry
 
 _GOAL_COLUMNS = (
     UserGoal.id,
@@ -317,15 +317,15 @@ def progress_log_query(user_id: uuid.UUID | None = None, order_id: str | None = 
             GoalProgressEntry.created_at.label("processed_at"),
             GoalProgressEntry.user_goal_id,
             UserGoal.goal_id.label("template_id"),
-            GoalOrder.kind,
-            GoalOrder.status,
-            GoalOrder.ride_class,
-            GoalOrder.payment_method,
-            GoalOrder.price_minor,
-            GoalOrder.currency,
-            GoalOrder.completed_at,
+            Order.kind,
+            Order.status,
+            Order.ride_class,
+            Order.payment_method,
+            Order.price_minor,
+            Order.currency,
+            Order.completed_at,
         )
-        .join(GoalOrder, GoalOrder.order_id == GoalProgressEntry.order_id)
+        .join(Order, Order.order_id == GoalProgressEntry.order_id)
         .outerjoin(UserGoal, UserGoal.id == GoalProgressEntry.user_goal_id)
     )
     if user_id is not None:

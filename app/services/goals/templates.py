@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.base import utcnow
 from app.models.goals import GoalTemplate, TemplateStatus
-from app.models.users import AuditLog
+from app.models.identity import AuditLog
 from app.services.errors import DomainError
 from app.services.goals.bonuses import bonus_to_json, parse_bonus
 from app.services.goals.codes import GoalErrorCode

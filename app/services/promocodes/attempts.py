@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import User
 from app.models.promocodes import AttemptOperation, PromocodeAttempt, Rejection
-from app.models.users import User
 from app.ratelimit import RateLimiter
 from app.services.errors import DomainError
 from app.services.promocodes.eligibility import user_facing

@@ -17,8 +17,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import AuditLog
 from app.models.promocodes import Plan, Promocode, PromocodeKind, promocode_plans
-from app.models.users import AuditLog
 from app.services.errors import DomainError
 from app.services.promocodes.rules import (
     CURRENCIES,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import GroupMember, User, UserStatus
 from app.models.promocodes import (
     Audience,
     Plan,
@@ -27,7 +28,6 @@ from app.models.promocodes import (
     UseStatus,
     promocode_plans,
 )
-from app.models.users import GroupMember, User, UserStatus
 from app.services.promocodes.generator import MAX_CODE_LENGTH, normalize_code
 
 

@@ -26,7 +26,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from random import Random
 from typing import Any
 
-from sqlalchemy import ARRAY, Column, Select, String, Table, func, literal, select, true
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    Select,
+    String,
+    Table,
+    func,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession

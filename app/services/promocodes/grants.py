@@ -17,8 +17,8 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
+from app.models.identity import AuditLog, Group, User, UserStatus
 from app.models.promocodes import Audience, Promocode, PromocodeGrant
-from app.models.users import AuditLog, Group, User, UserStatus
 from app.services.errors import DomainError
 from app.services.promocodes.codes import PromocodeErrorCode, check_reason, get_promocode
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.identity import AuditLog, User
 from app.models.promocodes import (
     AttemptOperation,
     Audience,
@@ -26,7 +27,6 @@ from app.models.promocodes import (
     Purchase,
     promocode_plans,
 )
-from app.models.users import AuditLog, User
 from app.services.errors import DomainError
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.generator import SAFE_CHARSET, generate

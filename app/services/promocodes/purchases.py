@@ -20,6 +20,7 @@ from sqlalchemy import ScalarSelect, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.base import utcnow
+from app.models.identity import AuditLog, GroupMember, User
 from app.models.promocodes import (
     AttemptOperation,
     Audience,
@@ -33,7 +34,6 @@ from app.models.promocodes import (
     ReleaseReason,
     UseStatus,
 )
-from app.models.users import AuditLog, GroupMember, User
 from app.services.errors import DomainError
 from app.services.idempotency import run_once
 from app.services.promocodes.attempts import (

@@ -1,0 +1,357 @@
+"""Promocodes, client and service surface: plans, offers, quotes, purchases and their errors."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from app.models.identity import Role
+from app.models.promocodes import Plan, Promocode, PromocodeKind, Purchase, PurchaseStatus
+from schema.base import IDEMPOTENCY_KEY_DESCRIPTION, Money
+from schema.context import Context
+
+if TYPE_CHECKING:
+    from schema.identity.types import UserNode
+
+strawberry.enum(
+    PromocodeKind,
+    name="PromocodeKind",
+    description=(
+        "What a promocode gives. FIXED_PRICE: the plan for a set price (never above its list "
+        "price). FREE: the plan for nothing (a trial). PERCENT: a percentage off, rounded in "
+        "the customer's disfavour by less than one minor unit. AMOUNT: a set amount off, never "
+        "below zero."
+    ),
+)
+strawberry.enum(
+    PurchaseStatus,
+    name="PurchaseStatus",
+    description=(
+        "PENDING: created, waiting for the payment result (a promocode use is reserved for "
+        "it). CONFIRMED: paid. FAILED: the payment failed; the promocode use was released."
+    ),
+)
+
+
+@strawberry.enum(
+    name="PurchaseErrorCode",
+    description=(
+        "Why a quote or purchase mutation was refused. Promocode rejections (field `code`): "
+        "NOT_FOUND (no such code, or not one available to you), INACTIVE, NOT_STARTED, "
+        "EXPIRED, EXHAUSTED (used up), ALREADY_USED_BY_USER (you used it as often as allowed), "
+        "PLAN_NOT_ELIGIBLE, SUBSCRIBER_NOT_ELIGIBLE (not for your subscription status), "
+        "USER_NOT_ACTIVE, RATE_LIMITED (too many rejected codes: wait `retryAfter` seconds). "
+        "Purchases: UNKNOWN_PLAN (field `planId`), NOT_FOUND (field `purchaseId`: no such "
+        "purchase), INVALID_STATE (a confirmed purchase can't fail, a failed one can't be "
+        "confirmed), RESERVATION_EXPIRED (the code's reservation lapsed and it is used up: "
+        "refund), INVALID_REASON, INVALID_IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_REUSED (the key was "
+        "used for a different request)."
+    ),
+)
+class PurchaseErrorCode(enum.Enum):
+    """The client-facing codes: the purchase service's codes plus the user-facing rejections.
+
+    NOT_ASSIGNED_TO_USER is deliberately absent: a code that isn't the caller's is NOT_FOUND.
+    """
+
+    NOT_FOUND = "NOT_FOUND"
+    INACTIVE = "INACTIVE"
+    NOT_STARTED = "NOT_STARTED"
+    EXPIRED = "EXPIRED"
+    EXHAUSTED = "EXHAUSTED"
+    ALREADY_USED_BY_USER = "ALREADY_USED_BY_USER"
+    PLAN_NOT_ELIGIBLE = "PLAN_NOT_ELIGIBLE"
+    SUBSCRIBER_NOT_ELIGIBLE = "SUBSCRIBER_NOT_ELIGIBLE"
+    USER_NOT_ACTIVE = "USER_NOT_ACTIVE"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNKNOWN_PLAN = "UNKNOWN_PLAN"
+    INVALID_STATE = "INVALID_STATE"
+    RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
+    INVALID_REASON = "INVALID_REASON"
+    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+@strawberry.type(description="A refused quote or purchase mutation: what was wrong, and where.")
+class PurchaseError:
+    code: PurchaseErrorCode = strawberry.field(description="What went wrong.")
+    field: str | None = strawberry.field(
+        description="The input field at fault (`code`, `planId`, `purchaseId`, `reason`, "
+        "`idempotencyKey`); null for the request as a whole."
+    )
+    message: str = strawberry.field(description="A human-readable explanation.")
+    retry_after: int | None = strawberry.field(
+        default=None,
+        description="Seconds to wait before trying a code again (RATE_LIMITED only), if known.",
+    )
+
+
+def _money(amount_minor: int, currency: str) -> Money:
+    return Money(amount_minor=amount_minor, currency=currency)
+
+
+@strawberry.type(
+    name="Plan",
+    description="A paid subscription plan: what it costs and how long one billing cycle lasts.",
+)
+class PlanNode(relay.Node):
+    id: relay.NodeID[str]
+    slug: str = strawberry.field(description="A stable machine name, e.g. `monthly`.")
+    name: str = strawberry.field(description="The display name.")
+    price: Money = strawberry.field(description="The list price of one billing cycle.")
+    duration_days: int = strawberry.field(description="How long one billing cycle lasts.")
+    active: bool = strawberry.field(
+        description="Whether the plan can be bought now (a purchase's plan may be retired)."
+    )
+
+    @classmethod
+    def from_model(cls, plan: Plan) -> PlanNode:
+        return cls(
+            id=str(plan.id),
+            slug=plan.slug,
+            name=plan.name,
+            price=_money(plan.price_minor, plan.currency),
+            duration_days=plan.duration_days,
+            active=plan.active,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[PlanNode | None]:
+        from resolvers.promocodes.queries import plans_by_ids
+
+        return await plans_by_ids(info, list(node_ids))
+
+
+@strawberry.type(
+    description=(
+        "A promocode available to the signed-in user and what it gives. Exactly one of "
+        "`percentOff`, `amountOff` and `fixedPrice` is set, by `kind` (none for FREE)."
+    )
+)
+class PromocodeOffer:
+    code: str = strawberry.field(description="The code to enter (normalised: upper case).")
+    kind: PromocodeKind = strawberry.field(description="How the code changes the price.")
+    percent_off: int | None = strawberry.field(
+        description="The percentage off, 1-100 (PERCENT only)."
+    )
+    amount_off: Money | None = strawberry.field(
+        description=(
+            "The amount taken off the list price (AMOUNT only). Null also for a code with no "
+            "currency of its own: it then applies to plans in any currency."
+        )
+    )
+    fixed_price: Money | None = strawberry.field(
+        description="The price the plan is sold for (FIXED_PRICE only); same null rule."
+    )
+    trial_days: int = strawberry.field(description="Free days before the first billing cycle.")
+    discounted_cycles: int = strawberry.field(
+        description="How many billing cycles the discounted price applies to."
+    )
+    valid_until: datetime | None = strawberry.field(
+        description="When the code stops working; null if it doesn't expire."
+    )
+    description: str = strawberry.field(description="What the code is for, in words.")
+    promocode_id: strawberry.Private[str]
+
+    @strawberry.field(
+        description=("The active plans the code applies to; null when it applies to every plan.")
+    )
+    async def eligible_plans(self, info: Info[Context, Any]) -> list[PlanNode] | None:
+        plans = await info.context.loaders["promocode_plans"].load(self.promocode_id)
+        if plans is None:
+            return None
+        return [PlanNode.from_model(plan) for plan in plans if plan.active]
+
+    @classmethod
+    def from_model(cls, promocode: Promocode) -> PromocodeOffer:
+        value, currency = promocode.value, promocode.currency
+        in_money = _money(value, currency) if currency else None
+        return cls(
+            code=promocode.code,
+            kind=promocode.kind,
+            percent_off=value if promocode.kind is PromocodeKind.PERCENT else None,
+            amount_off=in_money if promocode.kind is PromocodeKind.AMOUNT else None,
+            fixed_price=in_money if promocode.kind is PromocodeKind.FIXED_PRICE else None,
+            trial_days=promocode.trial_days,
+            discounted_cycles=promocode.discounted_cycles,
+            valid_until=promocode.valid_until,
+            description=promocode.description,
+            promocode_id=str(promocode.id),
+        )
+
+
+@strawberry.type(
+    description=(
+        "What a plan would cost under a promocode (a dry run: nothing is reserved). The "
+        "discounted price applies to `discountedCycles` billing cycles after `trialDays` free "
+        "days."
+    )
+)
+class PromocodeQuote:
+    plan: PlanNode = strawberry.field(description="The plan quoted.")
+    list_price: Money = strawberry.field(description="The plan's price without the code.")
+    final_price: Money = strawberry.field(description="The price to pay with the code.")
+    discount: Money = strawberry.field(description="`listPrice` minus `finalPrice`.")
+    trial_days: int = strawberry.field(description="Free days before the first billing cycle.")
+    discounted_cycles: int = strawberry.field(
+        description="How many billing cycles `finalPrice` applies to."
+    )
+
+
+@strawberry.type(
+    name="Purchase",
+    description=(
+        "A plan bought by a user, priced when created; the payment system reports the result "
+        "(`purchaseConfirm` / `purchaseFail`)."
+    ),
+)
+class PurchaseNode(relay.Node):
+    id: relay.NodeID[str]
+    status: PurchaseStatus = strawberry.field(description="Where the payment stands.")
+    list_price: Money = strawberry.field(description="The plan's price when it was bought.")
+    final_price: Money = strawberry.field(description="The price to pay, after the promocode.")
+    trial_days: int = strawberry.field(description="Free days before the first billing cycle.")
+    discounted_cycles: int = strawberry.field(
+        description="How many billing cycles `finalPrice` applies to (0 without a promocode)."
+    )
+    created_at: datetime = strawberry.field(description="When the purchase was created.")
+    confirmed_at: datetime | None = strawberry.field(
+        description="When the payment was confirmed; null unless CONFIRMED."
+    )
+    failed_at: datetime | None = strawberry.field(
+        description="When the payment failed; null unless FAILED."
+    )
+    plan_id: strawberry.Private[str]
+    promocode_id: strawberry.Private[str | None]
+    user_id: strawberry.Private[str]
+
+    @strawberry.field(
+        description="Who bought it: shown to the buyer and to admins; null for anyone else."
+    )
+    async def buyer(
+        self, info: Info[Context, Any]
+    ) -> Annotated[UserNode, strawberry.lazy("schema.identity.types")] | None:
+        from schema.identity.types import UserNode
+
+        principal = await info.context.principal()
+        if not (principal.has_role(Role.ADMIN) or str(principal.user_id) == self.user_id):
+            return None
+        user = await info.context.loaders["users"].load(self.user_id)
+        return UserNode.from_model(user) if user is not None else None
+
+    @strawberry.field(description="The plan bought.")
+    async def plan(self, info: Info[Context, Any]) -> PlanNode:
+        plan = await info.context.loaders["plans"].load(self.plan_id)
+        return PlanNode.from_model(plan)
+
+    @strawberry.field(description="The promocode used, as entered (normalised); null if none.")
+    async def promocode(self, info: Info[Context, Any]) -> str | None:
+        if self.promocode_id is None:
+            return None
+        promocode = await info.context.loaders["promocodes"].load(self.promocode_id)
+        return promocode.code if promocode is not None else None
+
+    @classmethod
+    def from_model(cls, purchase: Purchase) -> PurchaseNode:
+        return cls(
+            id=str(purchase.id),
+            status=purchase.status,
+            list_price=_money(purchase.list_price_minor, purchase.currency),
+            final_price=_money(purchase.final_price_minor, purchase.currency),
+            trial_days=purchase.trial_days,
+            discounted_cycles=purchase.discounted_cycles,
+            created_at=purchase.created_at,
+            confirmed_at=purchase.confirmed_at,
+            failed_at=purchase.failed_at,
+            plan_id=str(purchase.plan_id),
+            promocode_id=str(purchase.promocode_id) if purchase.promocode_id else None,
+            user_id=str(purchase.user_id),
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[PurchaseNode | None]:
+        from resolvers.promocodes.queries import purchases_by_ids
+
+        return await purchases_by_ids(info, list(node_ids))
+
+
+# ---- inputs and payloads ----------------------------------------------------------------------
+
+
+@strawberry.input(description="A promocode to try on a plan.")
+class PromocodeQuoteInput:
+    code: str = strawberry.field(description="The code as the user typed it (case-insensitive).")
+    plan_id: strawberry.ID = strawberry.field(description="The Plan's global id.")
+
+
+@strawberry.type(description="The result of `promocodeQuote`.")
+class PromocodeQuotePayload:
+    quote: PromocodeQuote | None = strawberry.field(
+        default=None, description="The price under the code; null when refused."
+    )
+    errors: list[PurchaseError] = strawberry.field(
+        description="Why the code was refused; empty if not."
+    )
+
+
+@strawberry.input(description="A plan to buy, optionally with a promocode.")
+class PurchaseCreateInput:
+    plan_id: strawberry.ID = strawberry.field(description="The Plan's global id.")
+    code: str | None = strawberry.field(
+        default=None, description="A promocode (case-insensitive); null to pay the list price."
+    )
+    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY_DESCRIPTION)
+
+
+@strawberry.type(description="The result of `purchaseCreate`.")
+class PurchaseCreatePayload:
+    purchase: PurchaseNode | None = strawberry.field(
+        default=None,
+        description="The PENDING purchase (the promocode use is reserved); null when refused.",
+    )
+    errors: list[PurchaseError] = strawberry.field(
+        description="Why the purchase was refused; empty if not."
+    )
+
+
+@strawberry.input(description="A purchase whose payment succeeded.")
+class PurchaseConfirmInput:
+    purchase_id: strawberry.ID = strawberry.field(description="The Purchase's global id.")
+
+
+@strawberry.type(description="The result of `purchaseConfirm`.")
+class PurchaseConfirmPayload:
+    purchase: PurchaseNode | None = strawberry.field(
+        default=None, description="The purchase, now CONFIRMED; null when refused."
+    )
+    errors: list[PurchaseError] = strawberry.field(
+        description="Why the confirmation was refused; empty if not."
+    )
+
+
+@strawberry.input(description="A purchase whose payment failed.")
+class PurchaseFailInput:
+    purchase_id: strawberry.ID = strawberry.field(description="The Purchase's global id.")
+    reason: str = strawberry.field(
+        default="", description="Why the payment failed: at most 200 printable characters."
+    )
+
+
+@strawberry.type(description="The result of `purchaseFail`.")
+class PurchaseFailPayload:
+    purchase: PurchaseNode | None = strawberry.field(
+        default=None,
+        description="The purchase, now FAILED (its promocode use released); null when refused.",
+    )
+    errors: list[PurchaseError] = strawberry.field(
+        description="Why the failure was refused; empty if not."
+    )
