@@ -1,21 +1,14 @@
-"""Test helpers: a GraphQL-over-HTTP caller and plain async factories for test data."""
+"""Test helpers: a GraphQL-over-HTTP caller, error codes, row counts (data: tests/factories)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
-from app.auth import AccessTokenCodec
 from app.models.base import Base
-from app.models.identity import Role, User
 from app.runtime import Runtime
-from app.services.identity import sessions as session_service
-from app.services.identity import users as user_service
-
-PASSWORD = "correct-horse-battery"
 
 
 async def gql(
@@ -40,39 +33,6 @@ async def gql(
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error.get("extensions", {}).get("code") for error in body.get("errors", [])]
-
-
-async def create_user(
-    runtime: Runtime,
-    email: str | None = None,
-    *,
-    roles: tuple[Role, ...] = (Role.USER,),
-    password: str = PASSWORD,
-) -> User:
-    async with runtime.session_factory() as session, session.begin():
-        user = await user_service.register(
-            session,
-            user_service.Registration(
-                email=email or f"user-{uuid.uuid4().hex[:8]}@example.com",
-                phone=None,
-                password=password,
-            ),
-            runtime.settings,
-        )
-        user.roles = [role.value for role in roles]
-    return user
-
-
-async def access_token(runtime: Runtime, user: User) -> str:
-    return AccessTokenCodec(runtime.settings).issue(user.id, user.roles)
-
-
-async def service_token(runtime: Runtime, name: str | None = None) -> str:
-    async with runtime.session_factory() as session, session.begin():
-        _, secret = await session_service.create_service_token(
-            session, name or f"svc-{uuid.uuid4().hex[:8]}", [Role.SERVICE]
-        )
-    return secret
 
 
 async def row_counts(runtime: Runtime) -> dict[str, int]:

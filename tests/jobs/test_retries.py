@@ -10,7 +10,8 @@ from app.models.identity import AuditLog, Role
 from app.models.operations import JobFailure, JobFailureStatus
 from app.runtime import Runtime
 from tests.conftest import make_client
-from tests.helpers import access_token, create_user, error_codes, gql
+from tests.factories.identity import access_token, create_user
+from tests.helpers import error_codes, gql
 from tests.jobs import actors
 from tests.jobs.conftest import eventually, metric
 

@@ -1,0 +1,1 @@
+"""Plain async factory functions for test data, one module per domain."""
