@@ -34,9 +34,11 @@ test: install-test
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory lint
 
+## lint: ruff, mypy and the import contracts of .importlinter (one-way dependencies)
 lint: install-test
 	$(BIN)/ruff check app schema resolvers jobs tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install-test
 	$(BIN)/python -m bench

@@ -79,12 +79,13 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     from app.models.identity import Role
 
     async def create(settings: Settings) -> int:
-        from app.db import create_engine, create_session_factory, transaction
+        from app.db import create_engine, create_session_factory
         from app.services.identity.sessions import create_service_token
+        from app.uow import unit_of_work
 
         engine = create_engine(settings)
         try:
-            async with transaction(create_session_factory(engine)) as session:
+            async with unit_of_work(create_session_factory(engine)) as session:
                 _, secret = await create_service_token(session, args.name, [Role(args.role)])
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -106,13 +107,14 @@ def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
         password = getpass.getpass("Password: ")
 
     async def create(settings: Settings) -> int:
-        from app.db import create_engine, create_session_factory, transaction
+        from app.db import create_engine, create_session_factory
         from app.services.errors import DomainError
         from app.services.identity.users import create_admin
+        from app.uow import unit_of_work
 
         engine = create_engine(settings)
         try:
-            async with transaction(create_session_factory(engine)) as session:
+            async with unit_of_work(create_session_factory(engine)) as session:
                 user = await create_admin(session, args.email, password, settings)
         except DomainError as exc:
             print(f"error: {exc.field}: {exc.message}", file=sys.stderr)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AccessTokenCodec
-from app.db import create_engine, create_session_factory, transaction
+from app.db import create_engine, create_session_factory
 from app.demo_goals import load_demo_goals, order_record_example
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
 from app.models.base import utcnow
@@ -17,6 +17,7 @@ from app.services.identity import groups as group_service
 from app.services.identity import sessions as session_service
 from app.services.identity import users as user_service
 from app.settings import Settings
+from app.uow import unit_of_work
 
 ADMIN_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "engage-demo-password"
@@ -28,7 +29,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     engine = create_engine(settings)
     codec = AccessTokenCodec(settings)
     try:
-        async with transaction(create_session_factory(engine)) as session:
+        async with unit_of_work(create_session_factory(engine)) as session:
             if await session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)):
                 if only_once:
                     print("demo data already loaded; sign in as the users below.")

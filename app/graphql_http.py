@@ -48,7 +48,6 @@ from strawberry.types.graphql import OperationType
 
 from app.runtime import Runtime
 from schema.context import Context
-from schema.dataloaders import build_loaders
 
 log = structlog.get_logger("engage.graphql")
 
@@ -425,7 +424,6 @@ class GraphQLEndpoint:
             request_id=request.state.request_id,
             operation_name=params.operation_name,
         )
-        context.loaders = build_loaders(context)
         committed = False
         try:
             result = await self.schema.execute(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from graphql import GraphQLError
 from prometheus_client import Counter, Gauge, Histogram
 
 GRAPHQL_OPERATIONS = Counter(
@@ -75,21 +72,3 @@ SUBSCRIPTIONS_ACTIVE = Gauge(
     "GraphQL subscriptions streaming in this process, by subscription field.",
     ["subscription"],
 )
-
-
-def _error_code(error: GraphQLError) -> str:
-    code = (error.extensions or {}).get("code")
-    if isinstance(code, str):
-        return code
-    if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
-        return "INTERNAL"
-    return "BAD_REQUEST"
-
-
-def record_operation(name: str, kind: str, seconds: float, errors: Sequence[GraphQLError]) -> None:
-    # Operation names are client-chosen: cap their length to bound label values.
-    name = name[:64]
-    GRAPHQL_OPERATIONS.labels(name, kind).inc()
-    GRAPHQL_LATENCY.labels(name, kind).observe(seconds)
-    for error in errors:
-        GRAPHQL_ERRORS.labels(name, _error_code(error)).inc()

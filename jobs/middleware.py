@@ -13,7 +13,6 @@ from dramatiq import Broker, Message, Middleware, Worker
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
 from dramatiq.broker import MessageProxy
 
-from app.db import transaction
 from app.metrics import (
     JOB_DURATION,
     JOBS_DEAD_LETTERED,
@@ -23,7 +22,7 @@ from app.metrics import (
     JOBS_RETRIED,
 )
 from app.services.operations.jobs import record_failure
-from jobs.runtime import dispose_runtime, job_runtime
+from jobs.runtime import dispose_runtime, unit_of_work
 
 log = structlog.get_logger("engage.jobs")
 
@@ -106,7 +105,7 @@ class DeadLetters(Middleware):
 
 
 async def _store_failure(message: MessageProxy, exception: BaseException, trace: str) -> None:
-    async with transaction(job_runtime().session_factory) as session:
+    async with unit_of_work() as session:
         await record_failure(
             session,
             message_id=uuid.UUID(message.message_id),

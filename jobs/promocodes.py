@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from app.db import transaction
 from app.services.promocodes.purchases import release_stale_reservations
 from jobs.broker import actor
-from jobs.runtime import job_runtime
+from jobs.runtime import job_runtime, unit_of_work
 
 
 @actor("promocodes.release_stale_reservations", max_retries=0, time_limit=5 * 60_000)
@@ -17,7 +16,7 @@ async def release_stale() -> None:
     """
     job = job_runtime()
     while True:
-        async with transaction(job.session_factory) as session:
+        async with unit_of_work() as session:
             released = await release_stale_reservations(
                 session, batch_size=job.settings.outbox_batch_size
             )

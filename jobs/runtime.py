@@ -22,7 +22,7 @@ from dramatiq.middleware import CurrentMessage
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app import events, outbox
+from app import uow
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay, Publish
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
@@ -116,19 +116,11 @@ def current_message() -> Message[Any]:
 
 @asynccontextmanager
 async def unit_of_work() -> AsyncIterator[AsyncSession]:
-    """An actor's transaction: commit on success, then publish the jobs it enqueued and
-    the events it published (`app.events.publish_after_commit`)."""
+    """An actor's unit of work (`app.uow`): commit on success, then relay the jobs it
+    enqueued, publish the events it published and run its after-commit hooks."""
     runtime = job_runtime()
-    async with runtime.session_factory() as session:
-        try:
-            async with session.begin():
-                yield session
-        except BaseException:
-            outbox.discard_pending(session)
-            events.discard_pending_events(session)
-            raise
-    await runtime.relay.relay_committed(session)
-    await events.publish_committed(runtime.pubsub, session)
+    async with uow.unit_of_work(runtime.session_factory, runtime.relay, runtime.pubsub) as session:
+        yield session
 
 
 async def claim(session: AsyncSession) -> bool:

@@ -20,11 +20,12 @@ from apscheduler.triggers.cron import CronTrigger
 from redis.asyncio import Redis
 
 from app import outbox
-from app.db import SessionFactory, transaction
+from app.db import SessionFactory
 from app.metrics import SCHEDULER_TICKS
 from app.models.base import utcnow
 from app.outbox import OutboxRelay
 from app.settings import Settings
+from app.uow import unit_of_work
 
 log = structlog.get_logger("engage.scheduler")
 
@@ -154,11 +155,10 @@ class Scheduler:
 
     async def _enqueue_tick(self, schedule: Schedule, fire: datetime) -> bool:
         key = f"schedule:{schedule.actor}:{fire.isoformat()}"
-        async with transaction(self.session_factory) as session:
+        async with unit_of_work(self.session_factory, self.relay) as session:
             message_id = await outbox.enqueue_unique(session, schedule.actor, dedupe_key=key)
         if message_id is None:
             return False
-        await self.relay.relay_committed(session)
         SCHEDULER_TICKS.labels(schedule.actor).inc()
         log.info("scheduler.tick", actor=schedule.actor, fire_time=fire.isoformat())
         return True

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
+
+from app.services.pagination import OffsetPage
 
 NodeT = TypeVar("NodeT", bound=relay.Node)
 
@@ -79,19 +80,19 @@ def page_size(first: int | None, max_page_size: int) -> int:
     return size
 
 
-async def paginate(
-    session: AsyncSession,
-    statement: Select[Any],
-    first: int | None,
-    after: str | None,
-    max_page_size: int,
-) -> tuple[Sequence[Any], int, bool, bool]:
-    """Rows of an ordered statement for a page; also the start offset and page flags."""
-    limit = page_size(first, max_page_size)
-    start = decode_cursor(after)
-    rows = (await session.scalars(statement.offset(start).limit(limit + 1))).all()
-    has_next = len(rows) > limit
-    return rows[:limit], start, has_next, start > 0
+def offset_page(first: int | None, after: str | None, max_page_size: int) -> OffsetPage:
+    """The page `first` / `after` ask for, or BAD_USER_INPUT (before any SQL runs)."""
+    return OffsetPage(offset=decode_cursor(after), limit=page_size(first, max_page_size))
+
+
+def offset_connection(
+    connection_cls: type[relay.Connection[NodeT]],
+    nodes: Sequence[NodeT],
+    page: OffsetPage,
+    has_next: bool,
+) -> relay.Connection[NodeT]:
+    """The connection of one offset page (see `offset_page`)."""
+    return build_connection(connection_cls, nodes, page.offset, has_next, page.offset > 0)
 
 
 def build_connection(
@@ -101,7 +102,7 @@ def build_connection(
     has_next: bool,
     has_previous: bool,
 ) -> relay.Connection[NodeT]:
-    """An offset-paged connection (see `paginate`)."""
+    """An offset-paged connection."""
     cursors = [encode_cursor(start + index) for index in range(len(nodes))]
     return connection_of(nodes, cursors, has_next, has_previous, connection_cls)
 
@@ -124,3 +125,22 @@ def connection_of(
         end_cursor=cursors[-1] if cursors else None,
     )
     return connection_cls(edges=edges, page_info=page_info)
+
+
+def keyset_cursor(at: datetime, entry_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"k:{at.isoformat()}|{entry_id}".encode()).decode()
+
+
+def decode_keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        kind, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        at, _, entry_id = raw.partition("|")
+        moment = datetime.fromisoformat(at)
+        # Cursors we issue carry an offset; a naive time can't be compared with the column.
+        if kind != "k" or moment.tzinfo is None:
+            raise ValueError(cursor)
+        return moment, uuid.UUID(entry_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadUserInput("Invalid cursor.", "after") from exc

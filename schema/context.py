@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app import events, outbox
 from app.auth import ANONYMOUS, Principal, TokenError
 from app.runtime import Runtime
 from app.services.identity.principals import resolve_principal
 from app.settings import Settings
-
-AfterCommit = Callable[[], Awaitable[None]]
+from app.uow import UnitOfWork
+from schema.loaders import Loaders
 
 
 @dataclass
@@ -23,11 +21,10 @@ class Context:
     request: HTTPConnection
     runtime: Runtime
     request_id: str
-    _session: AsyncSession | None = None
+    _work: UnitOfWork | None = None
     _principal: Principal | None = None
     auth_error: str | None = None
-    after_commit: list[AfterCommit] = field(default_factory=list)
-    loaders: dict[str, Any] = field(default_factory=dict)
+    _loaders: Loaders | None = None
     operation_name: str | None = None
     failed: bool = False  # an unexpected exception happened: the unit of work is rolled back
     # A WebSocket connection's `connection_init` payload (strawberry sets it); None over HTTP.
@@ -44,16 +41,24 @@ class Context:
         return self.request.client.host if self.request.client else "unknown"
 
     @property
+    def loaders(self) -> Loaders:
+        """The request's DataLoaders: `context.loaders[SomeLoader]` (see `schema.loaders`)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self)
+        return self._loaders
+
+    @property
     def session(self) -> AsyncSession:
-        """The request's unit of work, opened on first use and committed by the HTTP layer."""
-        if self._session is None:
+        """The request's unit of work, opened on first use and ended by the transport."""
+        if self._work is None:
             if self.streaming:
                 raise RuntimeError(
                     "a subscription holds no session: open one with "
                     "runtime.session_factory() just for the lookup"
                 )
-            self._session = self.runtime.session_factory()
-        return self._session
+            runtime = self.runtime
+            self._work = UnitOfWork(runtime.session_factory, runtime.relay, runtime.pubsub)
+        return self._work.session
 
     @property
     def authorization(self) -> str | None:
@@ -78,22 +83,8 @@ class Context:
         return self._principal
 
     async def finish(self, *, commit: bool) -> None:
-        """End the unit of work; after a commit, relay its jobs, publish its events and run
-        the after-commit hooks."""
-        if self._session is None:
-            return
-        session, self._session = self._session, None
-        try:
-            if commit:
-                await session.commit()
-            else:
-                outbox.discard_pending(session)
-                events.discard_pending_events(session)
-                await session.rollback()
-        finally:
-            await session.close()
-        if commit:
-            await self.runtime.relay.relay_committed(session)
-            await events.publish_committed(self.runtime.pubsub, session)
-            for hook in self.after_commit:
-                await hook()
+        """End the request's unit of work (see `app.uow`): commit, relay its jobs, publish its
+        events, run its hooks; or roll back and forget them."""
+        work, self._work = self._work, None
+        if work is not None:
+            await work.finish(commit=commit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from graphql import GraphQLError
@@ -47,7 +47,7 @@ class OperationMetrics(SchemaExtension):
             kind = "unknown"
         result = context.result
         errors = context.pre_execution_errors or (result.errors if result else None) or []
-        metrics.record_operation(name, kind, time.perf_counter() - started, errors)
+        record_operation(name, kind, time.perf_counter() - started, errors)
 
 
 CACHE_SIZE = 256
@@ -77,3 +77,21 @@ def build_extensions(settings: Settings) -> list[Any]:
     if settings.mask_errors_enabled:
         extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected))
     return extensions
+
+
+def _error_code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+        return "INTERNAL"
+    return "BAD_REQUEST"
+
+
+def record_operation(name: str, kind: str, seconds: float, errors: Sequence[GraphQLError]) -> None:
+    # Operation names are client-chosen: cap their length to bound label values.
+    name = name[:64]
+    metrics.GRAPHQL_OPERATIONS.labels(name, kind).inc()
+    metrics.GRAPHQL_LATENCY.labels(name, kind).observe(seconds)
+    for error in errors:
+        metrics.GRAPHQL_ERRORS.labels(name, _error_code(error)).inc()

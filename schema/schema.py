@@ -1,50 +1,104 @@
-"""Assembles the per-domain Query, Mutation and Subscription classes into one schema."""
+"""Assembles one schema from what each domain contributes (`resolvers/<domain>/__init__.py`).
+
+The domains are `app.domains.DOMAINS`; each contributes Query, Mutation and Subscription
+classes and fields of `Viewer` and `Launch` (`resolvers.contributions.Contribution`). This
+module is the one place in `schema/` that imports `resolvers`: it is the composition root of
+the GraphQL layer, not a domain.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 import strawberry
 import structlog
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, Info
 
+from app.domains import domain_modules
 from app.settings import Settings
-from resolvers.goals.admin import GoalAdminMutation, GoalAdminQuery
-from resolvers.goals.assign import GoalAssignMutation, GoalAssignQuery
-from resolvers.goals.queries import GoalMutation, GoalQuery
-from resolvers.identity.mutations import UserMutation, UserQuery
-from resolvers.operations.admin import JobMutation, JobQuery
-from resolvers.promocodes.admin import PromocodeAdminMutation
-from resolvers.promocodes.admin_queries import PromocodeAdminQuery
-from resolvers.promocodes.queries import PromocodeMutation, PromocodeQuery
+from resolvers.contributions import Contribution
 from schema.context import Context
 from schema.extensions import build_extensions, is_unexpected
-from schema.goals.events import GoalEventSubscription
+from schema.permissions import AuthError, IsAuthenticated
 
 log = structlog.get_logger("engage.graphql")
 
-QUERIES: tuple[type, ...] = (
-    UserQuery,
-    GoalQuery,
-    GoalAssignQuery,
-    JobQuery,
-    PromocodeQuery,
-    PromocodeAdminQuery,
-    GoalAdminQuery,
-)
-MUTATIONS: tuple[type, ...] = (
-    UserMutation,
-    GoalMutation,
-    GoalAssignMutation,
-    JobMutation,
-    PromocodeMutation,
-    PromocodeAdminMutation,
-    GoalAdminMutation,
-)
-# Served over WebSocket (app/graphql_ws.py); HTTP refuses subscriptions.
-SUBSCRIPTIONS: tuple[type, ...] = (GoalEventSubscription,)
+
+@cache
+def contributions() -> tuple[Contribution, ...]:
+    """Every domain's contribution, in `DOMAINS` order."""
+    return tuple(module.contribution for module in domain_modules("resolvers"))
+
+
+def merged(name: str, classes: Iterable[type], description: str | None = None) -> type:
+    """One strawberry type with the fields of `classes`, in their order; a field name
+    contributed twice is a programming error."""
+    classes = tuple(classes)
+    seen: dict[str, type] = {}
+    for cls in classes:
+        for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if field.name in seen:
+                raise TypeError(
+                    f"{name}.{field.name} is contributed by both {seen[field.name].__name__} "
+                    f"and {cls.__name__}"
+                )
+            seen[field.name] = cls
+    return strawberry.type(type(name, classes, {}), name=name, description=description)
+
+
+@cache
+def viewer_type() -> type:
+    return merged(
+        "Viewer",
+        (cls for part in contributions() for cls in part.viewer),
+        "The signed-in user. Each domain hangs the caller's own data off this type.",
+    )
+
+
+@cache
+def launch_type() -> type:
+    return merged(
+        "Launch",
+        (cls for part in contributions() for cls in part.launch),
+        "What the app needs on start, one field per domain.",
+    )
+
+
+def _roots() -> type:
+    viewer, launch = viewer_type(), launch_type()
+
+    async def resolve_viewer(info: Info[Context, Any]) -> Any:
+        principal = await info.context.principal()
+        if principal.user_id is None:
+            raise AuthError("FORBIDDEN", "Service tokens have no viewer.")
+        return viewer()
+
+    def resolve_launch() -> Any:
+        return launch()
+
+    @strawberry.type
+    class RootQuery:
+        node: relay.Node | None = relay.node()
+        viewer_field: Any = strawberry.field(
+            name="viewer",
+            resolver=resolve_viewer,
+            graphql_type=viewer,
+            description="The signed-in user.",
+            permission_classes=[IsAuthenticated],
+        )
+        launch_field: Any = strawberry.field(
+            name="launch",
+            resolver=resolve_launch,
+            graphql_type=launch,
+            description="The app-start query: one call for what every screen needs.",
+        )
+
+    return RootQuery
 
 
 class EngageSchema(strawberry.Schema):
@@ -70,16 +124,13 @@ class EngageSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # relay.node() binds its resolver to the field when a schema is built, so each schema gets a
-    # fresh one (tests build several schemas in one process).
-    @strawberry.type
-    class NodeQuery:
-        node: relay.Node | None = relay.node()
-
+    # relay.node() binds its resolver to the field when a schema is built, so each schema gets
+    # fresh root fields (tests build several schemas in one process).
+    parts = contributions()
     return EngageSchema(
-        query=merge_types("Query", (NodeQuery, *QUERIES)),
-        mutation=merge_types("Mutation", MUTATIONS),
-        subscription=merge_types("Subscription", SUBSCRIPTIONS),
+        query=merged("Query", (_roots(), *(cls for part in parts for cls in part.queries))),
+        mutation=merged("Mutation", (cls for part in parts for cls in part.mutations)),
+        subscription=merged("Subscription", (cls for part in parts for cls in part.subscriptions)),
         extensions=build_extensions(settings),
         config=StrawberryConfig(relay_max_results=settings.max_page_size),
     )

@@ -1,60 +1,14 @@
-"""ORM models, one module per domain. Importing this package registers every table."""
+"""ORM models, one module per domain (`app/models/<domain>.py`, see `app.domains`).
 
+Importing this package registers every domain's tables on `Base.metadata`, which the
+migrations and their drift test compare against. The job backbone's own tables (outbox,
+processed messages) are in `app.models.outbox`.
+"""
+
+from app.domains import domain_modules
+from app.models import outbox
 from app.models.base import Base
-from app.models.goals import (
-    GoalAssignmentBatch,
-    GoalNotification,
-    GoalProgressEntry,
-    GoalTemplate,
-    UserGoal,
-)
-from app.models.identity import (
-    AuditLog,
-    Group,
-    GroupMember,
-    IdempotencyRecord,
-    RefreshToken,
-    ServiceToken,
-    User,
-)
-from app.models.operations import JobFailure, JobPing
-from app.models.orders import Order
-from app.models.outbox import OutboxMessage, ProcessedMessage
-from app.models.promocodes import (
-    Plan,
-    Promocode,
-    PromocodeAttempt,
-    PromocodeGrant,
-    PromocodeUse,
-    Purchase,
-)
-from app.models.wallet import CashbackGrant, WalletEntry
 
-__all__ = [
-    "AuditLog",
-    "Base",
-    "CashbackGrant",
-    "GoalAssignmentBatch",
-    "GoalNotification",
-    "GoalProgressEntry",
-    "GoalTemplate",
-    "Group",
-    "GroupMember",
-    "IdempotencyRecord",
-    "JobFailure",
-    "JobPing",
-    "Order",
-    "OutboxMessage",
-    "Plan",
-    "ProcessedMessage",
-    "Promocode",
-    "PromocodeAttempt",
-    "PromocodeGrant",
-    "PromocodeUse",
-    "Purchase",
-    "RefreshToken",
-    "ServiceToken",
-    "User",
-    "UserGoal",
-    "WalletEntry",
-]
+DOMAIN_MODELS = tuple(domain_modules("app.models"))
+
+__all__ = ["DOMAIN_MODELS", "Base", "outbox"]

@@ -19,28 +19,27 @@ from app.models.goals import TemplateStatus
 from app.models.identity import Role
 from app.services.errors import DomainError
 from app.services.goals import templates
-from resolvers.permissions import IsAdmin, require
 from schema.base import After, BadUserInput, PageSize, connection_of, page_size
 from schema.context import Context
+from schema.errors import payload_errors
 from schema.goals.admin import (
     TEMPLATE_ID_DESCRIPTION,
     GoalAdminError,
-    GoalAdminErrorCode,
     GoalTemplateArchiveInput,
     GoalTemplateCreateInput,
     GoalTemplateNode,
     GoalTemplatePayload,
     GoalTemplateUpdateInput,
 )
+from schema.permissions import IsAdmin, require
 
 InfoT = Info[Context, Any]
-Code = GoalAdminErrorCode
 NODE_TYPE = "GoalTemplate"
 _CURSOR_PREFIX = "k:"
 
 
 def goal_errors(exc: DomainError) -> list[GoalAdminError]:
-    return [GoalAdminError(code=Code(exc.code.value), field=exc.field, message=exc.message)]
+    return payload_errors(GoalAdminError, exc)
 
 
 def template_slug(value: str) -> str:
@@ -186,13 +185,6 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not raw.startswith(_CURSOR_PREFIX):
         raise BadUserInput("Invalid cursor.", "after")
     return raw.removeprefix(_CURSOR_PREFIX)
-
-
-async def templates_by_ids(info: InfoT, ids: list[str]) -> list[GoalTemplateNode | None]:
-    """Node resolution (admin only)."""
-    await require(info, Role.ADMIN)
-    rows = await templates.templates_by_ids(info.context.session, ids)
-    return [GoalTemplateNode.from_model(row) if row is not None else None for row in rows]
 
 
 @strawberry.type

@@ -28,8 +28,6 @@ from app.services.goals.assignment import (
     upload_assignments,
 )
 from app.services.goals.assignment_csv import parse_assignment_csv
-from resolvers.goals.queries import goal_node, log_entry_node
-from resolvers.permissions import require
 from schema.context import Context
 from schema.goals.assign import (
     GoalAssignError,
@@ -42,8 +40,9 @@ from schema.goals.assign import (
     GoalAssignPayload,
     GoalOrderLookup,
 )
-from schema.goals.types import UserGoalNode
+from schema.goals.types import UserGoalNode, goal_node, log_entry_node
 from schema.ids import node_uuid
+from schema.permissions import require
 
 InfoT = Info[Context, Any]
 MAX_USER_GOALS = 200

@@ -1,8 +1,8 @@
-"""Personal goals resolvers: the viewer's reads, achievements, `launch`, and `orderRecord`.
+"""Personal goals, client side: the viewer's reads and acknowledgements.
 
 Everything here is scoped to the caller: a user reads and acknowledges only their own goals
-(ids of other users' goals resolve to null or are ignored, never revealed); `orderRecord`
-needs the SERVICE role.
+(ids of other users' goals are ignored, never revealed). The fields are mounted on `viewer`
+and `launch` by `resolvers/goals/viewer.py`; the mutations are `GoalMutation`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,8 @@ from strawberry.types import Info
 from app.models.base import utcnow
 from app.models.identity import Role
 from app.services.goals import reading
-from resolvers.orders.mutations import order_record
-from resolvers.permissions import require
-from schema.base import Money, connection_of, decode_global_id, page_size
+from schema.base import connection_of, decode_global_id, decode_keyset, keyset_cursor, page_size
 from schema.context import Context
-from schema.goals.nodes import (
-    decode_keyset,
-    goal_node,
-    keyset_cursor,
-    log_entry_node,
-    wallet_entry_node,
-)
 from schema.goals.types import (
     Achievement,
     AchievementsMarkSeenError,
@@ -39,14 +30,14 @@ from schema.goals.types import (
     GoalNotificationsMarkSeenInput,
     GoalNotificationsMarkSeenPayload,
     GoalProgressLogEntry,
-    OrderRecordInput,
-    OrderRecordPayload,
     PersonalGoalsSummary,
-    UserGoalNode,
     ViewerGoals,
-    WalletEntryNode,
+    goal_node,
+    log_entry_node,
+    notification_node,
+    viewer_locale,
 )
-from schema.ids import parse_uuids
+from schema.permissions import require
 
 InfoT = Info[Context, Any]
 MAX_MARK_SEEN = 100
@@ -57,8 +48,7 @@ async def _viewer(info: InfoT) -> tuple[uuid.UUID, str | None]:
     """The calling user's id and locale (USER role); the principal's row is already loaded."""
     principal = await require(info, Role.USER)
     assert principal.user_id is not None
-    user = info.context.session.info.get("principal_user")
-    return principal.user_id, getattr(user, "locale", None)
+    return principal.user_id, viewer_locale(info)
 
 
 # ---- viewer reads --------------------------------------------------------------------------
@@ -142,16 +132,7 @@ async def viewer_notifications(info: InfoT, unseen_only: bool) -> list[GoalNotif
     found = await reading.notifications(
         info.context.session, user_id, unseen_only=unseen_only, now=utcnow(), limit=MAX_ACHIEVEMENTS
     )
-    return [
-        GoalNotificationNode(
-            id=str(item.id),
-            kind=item.kind,
-            goal=goal_node(item.goal, locale),
-            created_at=item.created_at,
-            seen=item.seen_at is not None,
-        )
-        for item in found
-    ]
+    return [notification_node(item, locale) for item in found]
 
 
 async def notifications_mark_seen(
@@ -172,24 +153,6 @@ async def notifications_mark_seen(
     ids = _typed_uuids(data.ids, "GoalNotification")
     marked = await reading.mark_notifications_seen(info.context.session, user_id, ids, now=utcnow())
     return GoalNotificationsMarkSeenPayload(marked=marked, errors=[])
-
-
-async def user_goals_by_ids(info: InfoT, ids: list[str]) -> list[UserGoalNode | None]:
-    """Node refetch: a user gets their own goals, an admin anyone's; others get null."""
-    principal = await info.context.principal()
-    if principal.user_id is None and not principal.has_role(Role.ADMIN):
-        return [None] * len(ids)
-    parsed = parse_uuids(ids)
-    found = await reading.goals_by_ids(info.context.session, list(parsed.values()), now=utcnow())
-    locale = getattr(info.context.session.info.get("principal_user"), "locale", None)
-    result: list[UserGoalNode | None] = []
-    for key in ids:
-        view = found.get(parsed[key]) if key in parsed else None
-        visible = view is not None and (
-            view.user_id == principal.user_id or principal.has_role(Role.ADMIN)
-        )
-        result.append(goal_node(view, locale) if visible and view is not None else None)
-    return result
 
 
 def _typed_uuids(ids: Sequence[strawberry.ID], type_name: str) -> list[uuid.UUID]:
@@ -219,56 +182,10 @@ async def viewer_progress_log(
     )
 
 
-async def wallet_balances(info: InfoT) -> list[Money]:
-    user_id, _ = await _viewer(info)
-    found = await reading.wallet_balances(info.context.session, user_id)
-    return [Money(amount_minor=amount, currency=currency) for amount, currency in found]
-
-
-async def wallet_entries(
-    info: InfoT, first: int | None, after: str | None
-) -> relay.Connection[WalletEntryNode]:
-    user_id, _ = await _viewer(info)
-    limit = page_size(first, info.context.settings.max_page_size)
-    before = decode_keyset(after)
-    rows = await reading.wallet_entries(
-        info.context.session, user_id, limit=limit + 1, before=before
-    )
-    page = rows[:limit]
-    return connection_of(
-        [wallet_entry_node(r) for r in page],
-        [keyset_cursor(r.created_at, r.id) for r in page],
-        len(rows) > limit,
-        before is not None,
-    )
-
-
-# ---- roots ---------------------------------------------------------------------------------
-
-
-@strawberry.type(description="What the app needs on start, one field per domain.")
-class Launch:
-    @strawberry.field(description="Null unless the caller is a signed-in user.")
-    async def personal_goals(self, info: InfoT) -> PersonalGoalsSummary | None:
-        return await personal_goals_summary(info)
-
-
-@strawberry.type
-class GoalQuery:
-    @strawberry.field(description="The app-start query: one call for what every screen needs.")
-    def launch(self) -> Launch:
-        return Launch()
 
 
 @strawberry.type
 class GoalMutation:
-    @strawberry.mutation(
-        description="Record an order (SERVICE): stored once by order id and processed "
-        "against the user's active goal in the background."
-    )
-    async def order_record(self, info: InfoT, input: OrderRecordInput) -> OrderRecordPayload:
-        return await order_record(info, input)
-
     @strawberry.mutation(
         description="Acknowledge the viewer's goal notifications by id; idempotent, unknown "
         "ids ignored."

@@ -1,4 +1,4 @@
-"""Job system resolvers (admin): dead letters and their retry, the ping canary."""
+"""Operations resolvers (admin): dead letters and their retry, the ping canary."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ from strawberry import relay
 from strawberry.types import Info
 
 from app.models.identity import Role
-from app.models.operations import JobFailure, JobFailureStatus, JobPing
+from app.models.operations import JobFailureStatus
 from app.services.errors import DomainError
 from app.services.operations import jobs as job_service
-from resolvers.permissions import IsAdmin, require
 from schema.base import (
     After,
     BadUserInput,
     PageSize,
-    build_connection,
     decode_global_id,
-    paginate,
+    offset_connection,
+    offset_page,
 )
 from schema.context import Context
-from schema.ids import node_uuid, rows_by_ids
+from schema.errors import payload_errors
+from schema.ids import node_uuid
 from schema.operations.types import (
     JobError,
     JobFailureNode,
@@ -32,28 +32,14 @@ from schema.operations.types import (
     JobRetryInput,
     JobRetryPayload,
 )
+from schema.permissions import IsAdmin, require
 
 JobCode = job_service.JobErrorCode
 InfoT = Info[Context, Any]
 
 
 def job_errors(exc: DomainError) -> list[JobError]:
-    return [JobError(code=JobCode(exc.code.value), field=exc.field, message=exc.message)]
-
-
-# ---- loaders behind Node resolution (admin only, like Group) ------------------------------
-
-
-async def job_failures_by_ids(info: InfoT, ids: list[str]) -> list[JobFailureNode | None]:
-    await require(info, Role.ADMIN)
-    found = await rows_by_ids(info.context.session, JobFailure, ids)
-    return [JobFailureNode.from_model(row) if row is not None else None for row in found]
-
-
-async def job_pings_by_ids(info: InfoT, ids: list[str]) -> list[JobPingNode | None]:
-    await require(info, Role.ADMIN)
-    found = await rows_by_ids(info.context.session, JobPing, ids)
-    return [JobPingNode.from_model(row) if row is not None else None for row in found]
+    return payload_errors(JobError, exc)
 
 
 # ---- queries --------------------------------------------------------------------------------
@@ -77,12 +63,12 @@ class JobQuery:
         first: PageSize = None,
         after: After = None,
     ) -> relay.Connection[JobFailureNode]:
-        statement = job_service.failures_query(actor=actor, status=status)
-        rows, start, has_next, has_prev = await paginate(
-            info.context.session, statement, first, after, info.context.settings.max_page_size
+        page = offset_page(first, after, info.context.settings.max_page_size)
+        found = await job_service.failures_page(
+            info.context.session, page, actor=actor, status=status
         )
-        nodes = [JobFailureNode.from_model(failure) for failure in rows]
-        return build_connection(relay.Connection[JobFailureNode], nodes, start, has_next, has_prev)
+        nodes = [JobFailureNode.from_model(failure) for failure in found.rows]
+        return offset_connection(relay.Connection[JobFailureNode], nodes, page, found.has_next)
 
     @strawberry.field(
         description="A ping by id, to watch it go through the pipeline; null if none (admin).",
@@ -97,7 +83,7 @@ class JobQuery:
             ping_id = decode_global_id(id, "JobPing")
         except ValueError as exc:
             raise BadUserInput("Not a JobPing id.", "id") from exc
-        ping = await info.context.session.get(JobPing, ping_id)
+        ping = await job_service.get_ping(info.context.session, ping_id)
         return JobPingNode.from_model(ping) if ping is not None else None
 
 

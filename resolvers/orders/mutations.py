@@ -11,15 +11,15 @@ from strawberry.types import Info
 from app.models.identity import Role
 from app.services.errors import DomainError
 from app.services.orders.recording import OrderErrorCode, OrderInput, record_order
-from resolvers.permissions import require
 from schema.context import Context
-from schema.goals.types import (
+from schema.ids import node_uuid
+from schema.orders.types import (
     OrderRecordError,
     OrderRecordInput,
     OrderRecordPayload,
     RecordedOrder,
 )
-from schema.ids import node_uuid
+from schema.permissions import require
 
 InfoT = Info[Context, Any]
 
@@ -76,3 +76,13 @@ async def order_record(info: InfoT, data: OrderRecordInput) -> OrderRecordPayloa
         ),
         errors=[],
     )
+
+
+@strawberry.type
+class OrderMutation:
+    @strawberry.mutation(
+        description="Record an order (SERVICE): stored once by order id and processed "
+        "against the user's active goal in the background."
+    )
+    async def order_record(self, info: InfoT, input: OrderRecordInput) -> OrderRecordPayload:
+        return await order_record(info, input)

@@ -20,9 +20,9 @@ from app.models.promocodes import Rejection
 from app.services.errors import DomainError
 from app.services.promocodes import codes, generator, grants, issuing
 from app.services.promocodes import purchases as purchase_service
-from resolvers.permissions import require
 from schema.context import Context
 from schema.ids import node_uuid
+from schema.permissions import require
 from schema.promocodes.admin import PromocodeAdminErrorCode, PromocodeError, PromocodeNode
 from schema.promocodes.admin_inputs import (
     GENERATE_SAMPLE_SIZE,

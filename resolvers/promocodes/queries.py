@@ -10,19 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry import relay
 from strawberry.types import Info
 
 from app.models.identity import Role, User
-from app.models.promocodes import Plan, Purchase
 from app.services.errors import DomainError
+from app.services.identity import reading as identity_reading
 from app.services.promocodes import purchases as purchase_service
+from app.services.promocodes import reading
 from app.services.promocodes.attempts import Caller, RejectionLimits
-from resolvers.permissions import require
-from schema.base import Money, build_connection, paginate
+from schema.base import Money, offset_connection, offset_page
 from schema.context import Context
-from schema.ids import node_uuid, rows_by_ids
+from schema.ids import node_uuid
+from schema.permissions import require
 from schema.promocodes.types import (
     PlanNode,
     PromocodeOffer,
@@ -59,9 +59,7 @@ def purchase_errors(exc: DomainError) -> list[PurchaseError]:
 async def _signed_in_user(info: InfoT) -> User:
     """The calling user's row (USER role); resolving the principal already loaded it."""
     principal = await require(info, Role.USER)
-    user = await info.context.session.get(User, principal.user_id)
-    assert user is not None
-    return user
+    return await identity_reading.signed_in_user(info.context.session, principal)
 
 
 async def _caller(info: InfoT) -> Caller:
@@ -72,28 +70,6 @@ def _limits(info: InfoT) -> RejectionLimits:
     return RejectionLimits(info.context.runtime.limiter, info.context.settings)
 
 
-# ---- loaders behind Node resolution --------------------------------------------------------
-
-
-async def plans_by_ids(info: InfoT, ids: list[str]) -> list[PlanNode | None]:
-    """Plans are public: anyone may refetch one, retired ones included (purchase history)."""
-    loaded = await info.context.loaders["plans"].load_many(ids)
-    return [PlanNode.from_model(plan) if plan is not None else None for plan in loaded]
-
-
-async def purchases_by_ids(info: InfoT, ids: list[str]) -> list[PurchaseNode | None]:
-    """A user sees their own purchases; admins and services (the payment system) see any."""
-    principal = await require(info)
-    everyone = principal.has_role(Role.ADMIN) or principal.has_role(Role.SERVICE)
-    found = await rows_by_ids(info.context.session, Purchase, ids)
-    return [
-        PurchaseNode.from_model(row)
-        if row is not None and (everyone or row.user_id == principal.user_id)
-        else None
-        for row in found
-    ]
-
-
 # ---- queries --------------------------------------------------------------------------------
 
 
@@ -101,13 +77,11 @@ async def purchases_by_ids(info: InfoT, ids: list[str]) -> list[PurchaseNode | N
 class PromocodeQuery:
     @strawberry.field(description="The plans on sale, cheapest first. Open to anyone.")
     async def plans(self, info: InfoT) -> list[PlanNode]:
-        rows = await info.context.session.scalars(
-            select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_minor, Plan.slug)
-        )
-        return [PlanNode.from_model(plan) for plan in rows]
+        plans = await reading.plans_on_sale(info.context.session)
+        return [PlanNode.from_model(plan) for plan in plans]
 
 
-# Fields of `Viewer` (schema/users.py) that belong to this domain.
+# ---- the viewer's fields (mounted by resolvers/promocodes/viewer.py) -----------------------
 
 
 async def viewer_promocodes(info: InfoT) -> list[PromocodeOffer]:
@@ -121,15 +95,10 @@ async def viewer_purchases(
 ) -> relay.Connection[PurchaseNode]:
     principal = await require(info, Role.USER)
     assert principal.user_id is not None  # USER principals are users
-    rows, start, has_next, has_prev = await paginate(
-        info.context.session,
-        purchase_service.purchases_of_user(principal.user_id),
-        first,
-        after,
-        info.context.settings.max_page_size,
-    )
-    nodes = [PurchaseNode.from_model(purchase) for purchase in rows]
-    return build_connection(relay.Connection[PurchaseNode], nodes, start, has_next, has_prev)
+    page = offset_page(first, after, info.context.settings.max_page_size)
+    found = await reading.purchases_page(info.context.session, principal.user_id, page)
+    nodes = [PurchaseNode.from_model(purchase) for purchase in found.rows]
+    return offset_connection(relay.Connection[PurchaseNode], nodes, page, found.has_next)
 
 
 # ---- client mutations -----------------------------------------------------------------------

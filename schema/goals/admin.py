@@ -8,7 +8,6 @@ stored, canonical form comes back).
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,10 @@ from strawberry.types import Info
 
 from app.models.goals import GoalTemplate, TemplateStatus
 from app.services.goals.bonuses import BonusType
+from app.services.goals.codes import GoalErrorCode
 from schema.context import Context
+from schema.goals.loaders import GoalTemplateByIdLoader
+from schema.permissions import visible_rows
 
 strawberry.enum(
     TemplateStatus,
@@ -40,7 +42,8 @@ strawberry.enum(
 )
 
 
-@strawberry.enum(
+strawberry.enum(
+    GoalErrorCode,
     name="GoalAdminErrorCode",
     description=(
         "Why an admin goal mutation was refused (`field` names the input at fault, e.g. "
@@ -59,32 +62,11 @@ strawberry.enum(
         "TEMPLATE_NOT_FOUND: no such template."
     ),
 )
-class GoalAdminErrorCode(enum.Enum):
-    """Every `GoalErrorCode` of the goals services (a test checks they don't drift)."""
-
-    INVALID_CONDITIONS = "INVALID_CONDITIONS"
-    INVALID_TARGET = "INVALID_TARGET"
-    INVALID_PERIOD = "INVALID_PERIOD"
-    INVALID_TIME_WINDOW = "INVALID_TIME_WINDOW"
-    UNKNOWN_RIDE_CLASS = "UNKNOWN_RIDE_CLASS"
-    UNKNOWN_PAYMENT_METHOD = "UNKNOWN_PAYMENT_METHOD"
-    UNKNOWN_ORDER_KIND = "UNKNOWN_ORDER_KIND"
-    INVALID_MIN_PRICE = "INVALID_MIN_PRICE"
-    INVALID_CURRENCY = "INVALID_CURRENCY"
-    UNKNOWN_BONUS_TYPE = "UNKNOWN_BONUS_TYPE"
-    INVALID_BONUS = "INVALID_BONUS"
-    INVALID_TIMEZONE = "INVALID_TIMEZONE"
-    INVALID_ORDER = "INVALID_ORDER"
-    INVALID_ID = "INVALID_ID"
-    INVALID_TEXT = "INVALID_TEXT"
-    INVALID_REASON = "INVALID_REASON"
-    TEMPLATE_EXISTS = "TEMPLATE_EXISTS"
-    TEMPLATE_NOT_FOUND = "TEMPLATE_NOT_FOUND"
 
 
 @strawberry.type(description="A refused admin goal mutation: what was wrong, and where.")
 class GoalAdminError:
-    code: GoalAdminErrorCode = strawberry.field(description="What went wrong.")
+    code: GoalErrorCode = strawberry.field(description="What went wrong.")
     field: str | None = strawberry.field(
         description=(
             "The input field at fault as a dotted camelCase path (`conditions.target`, "
@@ -159,9 +141,9 @@ class GoalTemplateNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GoalTemplateNode | None]:
-        from resolvers.goals.admin import templates_by_ids
-
-        return await templates_by_ids(info, list(node_ids))
+        """Admins only, like every template read."""
+        found = await info.context.loaders[GoalTemplateByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
 
 
 # ---- inputs and payloads --------------------------------------------------------------------

@@ -26,7 +26,7 @@ so clients refetch `viewer.goals` when they (re)connect.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -34,12 +34,7 @@ from typing import Any
 import strawberry
 import structlog
 from strawberry import relay
-from strawberry.types import Info
 
-from app.events import user_channel
-from app.metrics import SUBSCRIPTIONS_ACTIVE
-from resolvers.permissions import AuthError, IsUser
-from schema.context import Context
 from schema.goals.types import UserGoalStatus
 
 log = structlog.get_logger("engage.goal_events")
@@ -110,31 +105,3 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("`at` has no UTC offset")
     return value.astimezone(UTC)
-
-
-@strawberry.type
-class GoalEventSubscription:
-    @strawberry.subscription(
-        description=(
-            "The signed-in user's goal events as they happen: activation, progress, "
-            "reversal, completion, misses, rewards, reminders. Events published while the "
-            "client is not connected are not replayed: refetch `viewer.goals` on (re)connect."
-        ),
-        permission_classes=[IsUser],
-    )
-    async def goal_progress(
-        self, info: Info[Context, Any]
-    ) -> AsyncGenerator[GoalProgressEvent, None]:
-        principal = await info.context.principal()
-        if principal.user_id is None:
-            raise AuthError("FORBIDDEN", "Only users have goals.")
-        pubsub = info.context.runtime.pubsub
-        SUBSCRIPTIONS_ACTIVE.labels("goalProgress").inc()
-        try:
-            async with pubsub.subscribe(user_channel(principal.user_id)) as messages:
-                async for message in messages:
-                    event = goal_event_from(message)
-                    if event is not None:
-                        yield event
-        finally:
-            SUBSCRIPTIONS_ACTIVE.labels("goalProgress").dec()

@@ -1,5 +1,5 @@
-"""Personal goals, client side: the viewer's goals, achievements, progress log and wallet,
-and the service-side `orderRecord`.
+"""Personal goals, client side: the viewer's goals, achievements, notifications and the
+progress log.
 
 Goal objects are built eagerly from one query row with the texts already localized, so
 every field is a plain attribute (async leaf resolvers cost far more than the data).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry import relay
@@ -17,10 +17,19 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.models.goals import NotificationKind, UserGoalStatus
-from app.services.goals.conditions import OrderKind, OrderStatus, ProgressReason
-from app.services.orders.recording import OrderErrorCode, RecordOutcome
-from schema.base import After, Money, PageSize
+from app.services.goals.conditions import ProgressReason, RollingPeriod
+from app.services.goals.lifecycle import snapshot_conditions
+from app.services.goals.reading import AchievementView, GoalView, LogEntry
+from app.services.goals.texts import localize, localize_lines
+from schema.base import Money
 from schema.context import Context
+from schema.goals.loaders import (
+    GoalNotificationByIdLoader,
+    ProgressLogEntryByIdLoader,
+    UserGoalByIdLoader,
+)
+from schema.orders.types import OrderKind
+from schema.permissions import visible_rows
 
 strawberry.enum(
     UserGoalStatus,
@@ -32,17 +41,6 @@ strawberry.enum(
     ProgressReason,
     name="ProgressReason",
     description="Why a processed order counted (COUNTED) or did not.",
-)
-strawberry.enum(OrderKind, name="OrderKind", description="What kind of event an order is.")
-strawberry.enum(OrderStatus, name="OrderStatus", description="An order's status.")
-strawberry.enum(
-    RecordOutcome,
-    name="OrderRecordOutcome",
-    description="NEW: stored and scheduled; DUPLICATE: seen before, nothing changed; "
-    "STATUS_CHANGED: a cancellation or completion of a known order, processed again.",
-)
-strawberry.enum(
-    OrderErrorCode, name="OrderRecordErrorCode", description="Why an order was refused."
 )
 
 
@@ -103,9 +101,11 @@ class UserGoalNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[UserGoalNode | None]:
-        from resolvers.goals.queries import user_goals_by_ids
-
-        return await user_goals_by_ids(info, list(node_ids))
+        """The owner sees their goals, an admin anyone's."""
+        found = await info.context.loaders[UserGoalByIdLoader].load_many(list(node_ids))
+        visible = await visible_rows(info, found, owner=lambda view: view.user_id)
+        locale = viewer_locale(info)
+        return [goal_node(view, locale) if view else None for view in visible]
 
 
 @strawberry.type(description="The viewer's goals: the one counting now, the queue, the recent.")
@@ -149,8 +149,11 @@ class GoalNotificationNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GoalNotificationNode | None]:
-        """Notifications are read through `viewer.goalNotifications`, not refetched by id."""
-        return [None for _ in node_ids]
+        """The owner sees their notifications, an admin anyone's."""
+        found = await info.context.loaders[GoalNotificationByIdLoader].load_many(list(node_ids))
+        visible = await visible_rows(info, found, owner=lambda item: item.goal.user_id)
+        locale = viewer_locale(info)
+        return [notification_node(item, locale) if item else None for item in visible]
 
 
 @strawberry.type(description="The app-start summary of personal goals.")
@@ -175,83 +178,14 @@ class GoalProgressLogEntry(relay.Node):
     completed_at: datetime | None
     processed_at: datetime
 
-
-@strawberry.enum(description="Why the wallet changed.")
-class WalletEntryKind(enum.Enum):
-    GOAL_BONUS = "GOAL_BONUS"
-    CASHBACK = "CASHBACK"
-    CASHBACK_REVERSAL = "CASHBACK_REVERSAL"
-
-
-@strawberry.type(description="A wallet credit or debit.")
-class WalletEntryNode(relay.Node):
-    id: relay.NodeID[str]
-    amount: Money
-    kind: WalletEntryKind
-    order_id: str | None
-    created_at: datetime
-
-
-@strawberry.type(description="The viewer's wallet, credited by goal bonuses and cashback.")
-class Wallet:
-    @strawberry.field(description="The balance per currency (currencies with entries only).")
-    async def balances(self, info: Info[Context, Any]) -> list[Money]:
-        from resolvers.goals.queries import wallet_balances
-
-        return await wallet_balances(info)
-
-    @strawberry.field(description="Entries, newest first.")
-    async def entries(
-        self,
-        info: Info[Context, Any],
-        first: PageSize = None,
-        after: After = None,
-    ) -> relay.Connection[WalletEntryNode]:
-        from resolvers.goals.queries import wallet_entries
-
-        return await wallet_entries(info, first, after)
-
-
-@strawberry.type(description="Error detail of `orderRecord`.")
-class OrderRecordError:
-    code: OrderErrorCode
-    field: str | None
-    message: str
-
-
-@strawberry.type(description="An order as recorded.")
-class RecordedOrder:
-    order_id: str
-    status: OrderStatus
-    recorded_at: datetime
-
-
-@strawberry.type
-class OrderRecordPayload:
-    outcome: RecordOutcome | None
-    order: RecordedOrder | None
-    errors: list[OrderRecordError]
-
-
-@strawberry.input(description="Money in integer minor units.")
-class MoneyInput:
-    amount_minor: int
-    currency: str = strawberry.field(description="ISO 4217, e.g. RUB.")
-
-
-@strawberry.input(description="An order as the ordering service knows it.")
-class OrderRecordInput:
-    order_id: str = strawberry.field(description="The ordering service's id, 1-64 characters.")
-    user_id: strawberry.ID = strawberry.field(description="A User global id or a raw UUID.")
-    created_at: datetime
-    completed_at: datetime | None = None
-    status: OrderStatus
-    kind: OrderKind = OrderKind.RIDE
-    ride_class: str | None = None
-    payment_method: str | None = None
-    price: MoneyInput
-    city_timezone: str = strawberry.field(description="IANA name, e.g. Europe/Moscow.")
-    data: JSON | None = strawberry.field(default=None, description="Free-form, at most 4 KB.")
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[GoalProgressLogEntry | None]:
+        """The owner sees their ledger, an admin anyone's."""
+        found = await info.context.loaders[ProgressLogEntryByIdLoader].load_many(list(node_ids))
+        visible = await visible_rows(info, found, owner=lambda entry: entry.user_id)
+        return [log_entry_node(entry) if entry else None for entry in visible]
 
 
 @strawberry.enum(description="Why achievements could not be acknowledged.")
@@ -291,3 +225,88 @@ class AchievementsMarkSeenPayload:
     marked: int = strawberry.field(description="How many achievements became seen now.")
     has_unseen_achievements: bool
     errors: list[AchievementsMarkSeenError]
+
+
+# ---- nodes built eagerly from service views (every field a plain attribute) -------------
+
+
+def conditions_view(data: dict[str, Any]) -> GoalConditionsView:
+    conditions = snapshot_conditions(data)
+    window = conditions.time_window
+    price = conditions.min_price
+    return GoalConditionsView(
+        ride_classes=sorted(c.value for c in conditions.ride_classes),
+        payment_methods=sorted(m.value for m in conditions.payment_methods),
+        time_window=None
+        if window is None
+        else GoalTimeWindow(start=window.start.strftime("%H:%M"), end=window.end.strftime("%H:%M")),
+        min_price=None
+        if price is None
+        else Money(amount_minor=price.amount_minor, currency=price.currency),
+        order_kinds=sorted(conditions.order_kinds, key=lambda k: k.value),
+        period_days=conditions.period.days
+        if isinstance(conditions.period, RollingPeriod)
+        else None,
+    )
+
+
+def goal_node(view: GoalView, locale: str | None) -> UserGoalNode:
+    default = view.default_locale
+    return UserGoalNode(
+        id=str(view.id),
+        goal_id=view.goal_id,
+        status=view.status,
+        title=localize(view.title, locale, default),
+        description=localize(view.description, locale, default),
+        details=list(localize_lines(view.details, locale, default)),
+        button_text=localize(view.button_text, locale, default),
+        progress=GoalProgressCount(current=view.progress, total=view.target),
+        starts_at=view.starts_at,
+        expires_at=view.expires_at,
+        done_at=view.done_at,
+        conditions=conditions_view(view.conditions),
+        bonus=GoalBonusView(
+            type=str(view.bonus.get("type")),
+            definition=cast(JSON, view.bonus),
+            granted_at=view.bonus_granted_at,
+            granted=cast(JSON | None, view.bonus_details),
+        ),
+    )
+
+
+def log_entry_node(entry: LogEntry) -> GoalProgressLogEntry:
+    return GoalProgressLogEntry(
+        id=str(entry.id),
+        order_id=entry.order_id,
+        reason=ProgressReason(entry.reason),
+        counted=entry.counted,
+        reversed=entry.reversed_at is not None,
+        goal_id=entry.template_id,
+        user_goal_id=None
+        if entry.user_goal_id is None
+        else strawberry.ID(relay.to_base64("UserGoal", str(entry.user_goal_id))),
+        order_kind=entry.kind,
+        order_status=entry.status,
+        ride_class=entry.ride_class,
+        payment_method=entry.payment_method,
+        price=Money(amount_minor=entry.price_minor, currency=entry.currency),
+        completed_at=entry.completed_at,
+        processed_at=entry.processed_at,
+    )
+
+
+def notification_node(item: AchievementView, locale: str | None) -> GoalNotificationNode:
+    assert item.id is not None, "a notification read by id has its id"
+    return GoalNotificationNode(
+        id=str(item.id),
+        kind=item.kind,
+        goal=goal_node(item.goal, locale),
+        created_at=item.created_at,
+        seen=item.seen_at is not None,
+    )
+
+
+def viewer_locale(info: Info[Context, Any]) -> str | None:
+    """The signed-in user's locale, for goal texts; None (the template's default) otherwise.
+    Resolving the principal put the user's row in the session's info."""
+    return getattr(info.context.session.info.get("principal_user"), "locale", None)

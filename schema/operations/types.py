@@ -1,4 +1,4 @@
-"""The job system's admin surface: dead letters, their replay, and the ping canary."""
+"""Operations: the job system's admin surface (dead letters, their replay, the ping canary)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from strawberry.types import Info
 from app.models.operations import JobFailure, JobFailureStatus, JobPing
 from app.services.operations.jobs import JobErrorCode
 from schema.context import Context
+from schema.operations.loaders import JobFailureByIdLoader, JobPingByIdLoader
+from schema.permissions import visible_rows
 
 strawberry.enum(
     JobErrorCode,
@@ -103,9 +105,9 @@ class JobFailureNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[JobFailureNode | None]:
-        from resolvers.operations.admin import job_failures_by_ids
-
-        return await job_failures_by_ids(info, list(node_ids))
+        """Admins only."""
+        found = await info.context.loaders[JobFailureByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
 
 
 @strawberry.type(
@@ -148,9 +150,9 @@ class JobPingNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[JobPingNode | None]:
-        from resolvers.operations.admin import job_pings_by_ids
-
-        return await job_pings_by_ids(info, list(node_ids))
+        """Admins only."""
+        found = await info.context.loaders[JobPingByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
 
 
 @strawberry.input(description="Which dead letter to send again.")

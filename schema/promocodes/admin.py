@@ -6,6 +6,7 @@ log with true reasons, and the admin error codes. Inputs and payloads are in
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +25,19 @@ from app.models.promocodes import (
     ReleaseReason,
     SubscriberEligibility,
 )
-from schema.base import After, Money, PageSize
+from app.services.promocodes import reading, stats
+from schema.base import After, Money, PageSize, offset_connection, offset_page
 from schema.context import Context
+from schema.identity.loaders import GroupByIdLoader, UserByIdLoader
 from schema.identity.types import GroupNode, UserNode
+from schema.permissions import visible_rows
+from schema.promocodes.loaders import (
+    AttemptByIdLoader,
+    GrantByIdLoader,
+    PlanByIdLoader,
+    PlansByPromocodeIdLoader,
+    PromocodeByIdLoader,
+)
 from schema.promocodes.types import PlanNode, PurchaseNode
 
 strawberry.enum(
@@ -220,30 +231,48 @@ class PromocodeNode(relay.Node):
         description="The plans the code is limited to (retired ones too); null: every plan."
     )
     async def plans(self, info: Info[Context, Any]) -> list[PlanNode] | None:
-        plans = await info.context.loaders["promocode_plans"].load(self.id)
+        plans = await info.context.loaders[PlansByPromocodeIdLoader].load(self.id)
         return None if plans is None else [PlanNode.from_model(plan) for plan in plans]
 
     @strawberry.field(description="Usage and rejection counts.")
     async def stats(self, info: Info[Context, Any]) -> PromocodeStats:
-        from resolvers.promocodes.admin_queries import promocode_stats
-
-        return await promocode_stats(info, self.id)
+        found = await stats.promocode_stats(info.context.session, uuid.UUID(self.id))
+        return PromocodeStats(
+            uses=found.uses,
+            max_uses=found.max_uses,
+            remaining=found.remaining,
+            reserved=found.reserved,
+            confirmed=found.confirmed,
+            released=found.released,
+            released_by_reason=[
+                PromocodeReleaseCount(reason=r, count=found.released_by_reason.get(r, 0))
+                for r in ReleaseReason
+            ],
+            rejections=[
+                PromocodeRejectionCount(reason=r, count=found.rejections.get(r, 0))
+                for r in Rejection
+            ],
+            user_grants=found.user_grants,
+            group_grants=found.group_grants,
+        )
 
     @strawberry.field(description="Who the code is granted to, newest first.")
     async def grants(
         self, info: Info[Context, Any], first: PageSize = None, after: After = None
     ) -> relay.Connection[PromocodeGrantNode]:
-        from resolvers.promocodes.admin_queries import promocode_grants
-
-        return await promocode_grants(info, self.id, first, after)
+        page = offset_page(first, after, info.context.settings.max_page_size)
+        found = await reading.grants_page(info.context.session, uuid.UUID(self.id), page)
+        nodes = [PromocodeGrantNode.from_model(grant) for grant in found.rows]
+        return offset_connection(relay.Connection[PromocodeGrantNode], nodes, page, found.has_next)
 
     @strawberry.field(description="Purchases made with the code (every status), newest first.")
     async def purchases(
         self, info: Info[Context, Any], first: PageSize = None, after: After = None
     ) -> relay.Connection[PurchaseNode]:
-        from resolvers.promocodes.admin_queries import promocode_purchases
-
-        return await promocode_purchases(info, self.id, first, after)
+        page = offset_page(first, after, info.context.settings.max_page_size)
+        found = await reading.purchases_of_code_page(info.context.session, uuid.UUID(self.id), page)
+        nodes = [PurchaseNode.from_model(purchase) for purchase in found.rows]
+        return offset_connection(relay.Connection[PurchaseNode], nodes, page, found.has_next)
 
     @classmethod
     def from_model(cls, promocode: Promocode) -> PromocodeNode:
@@ -281,9 +310,9 @@ class PromocodeNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeNode | None]:
-        from resolvers.promocodes.admin_queries import promocodes_by_ids
-
-        return await promocodes_by_ids(info, list(node_ids))
+        """Admins only."""
+        found = await info.context.loaders[PromocodeByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
 
 
 @strawberry.type(
@@ -301,14 +330,14 @@ class PromocodeGrantNode(relay.Node):
     async def user(self, info: Info[Context, Any]) -> UserNode | None:
         if self.user_id is None:
             return None
-        user = await info.context.loaders["users"].load(self.user_id)
+        user = await info.context.loaders[UserByIdLoader].load(self.user_id)
         return UserNode.from_model(user) if user is not None else None
 
     @strawberry.field(description="The group it is granted to; null for a personal grant.")
     async def group(self, info: Info[Context, Any]) -> GroupNode | None:
         if self.group_id is None:
             return None
-        group = await info.context.loaders["groups"].load(self.group_id)
+        group = await info.context.loaders[GroupByIdLoader].load(self.group_id)
         return GroupNode.from_model(group) if group is not None else None
 
     @classmethod
@@ -325,9 +354,9 @@ class PromocodeGrantNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeGrantNode | None]:
-        from resolvers.promocodes.admin_queries import grants_by_ids
-
-        return await grants_by_ids(info, list(node_ids))
+        """Admins only."""
+        found = await info.context.loaders[GrantByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
 
 
 @strawberry.type(
@@ -353,21 +382,21 @@ class PromocodeAttemptNode(relay.Node):
     async def user(self, info: Info[Context, Any]) -> UserNode | None:
         if self.user_id is None:
             return None
-        user = await info.context.loaders["users"].load(self.user_id)
+        user = await info.context.loaders[UserByIdLoader].load(self.user_id)
         return UserNode.from_model(user) if user is not None else None
 
     @strawberry.field(description="The code tried, when one matched what was typed.")
     async def promocode(self, info: Info[Context, Any]) -> PromocodeNode | None:
         if self.promocode_id is None:
             return None
-        found = await info.context.loaders["promocodes"].load(self.promocode_id)
+        found = await info.context.loaders[PromocodeByIdLoader].load(self.promocode_id)
         return PromocodeNode.from_model(found) if found is not None else None
 
     @strawberry.field(description="The plan it was tried on.")
     async def plan(self, info: Info[Context, Any]) -> PlanNode | None:
         if self.plan_id is None:
             return None
-        plan = await info.context.loaders["plans"].load(self.plan_id)
+        plan = await info.context.loaders[PlanByIdLoader].load(self.plan_id)
         return PlanNode.from_model(plan) if plan is not None else None
 
     @classmethod
@@ -391,6 +420,6 @@ class PromocodeAttemptNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeAttemptNode | None]:
-        from resolvers.promocodes.admin_queries import attempts_by_ids
-
-        return await attempts_by_ids(info, list(node_ids))
+        """Admins only."""
+        found = await info.context.loaders[AttemptByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -14,9 +14,15 @@ from app.models.identity import Role
 from app.models.promocodes import Plan, Promocode, PromocodeKind, Purchase, PurchaseStatus
 from schema.base import IDEMPOTENCY_KEY_DESCRIPTION, Money
 from schema.context import Context
-
-if TYPE_CHECKING:
-    from schema.identity.types import UserNode
+from schema.identity.loaders import UserByIdLoader
+from schema.identity.types import UserNode
+from schema.permissions import visible_rows
+from schema.promocodes.loaders import (
+    PlanByIdLoader,
+    PlansByPromocodeIdLoader,
+    PromocodeByIdLoader,
+    PurchaseByIdLoader,
+)
 
 strawberry.enum(
     PromocodeKind,
@@ -124,9 +130,10 @@ class PlanNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PlanNode | None]:
-        from resolvers.promocodes.queries import plans_by_ids
-
-        return await plans_by_ids(info, list(node_ids))
+        """Plans are public: anyone may refetch one, retired ones included (purchase
+        history)."""
+        found = await info.context.loaders[PlanByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(plan) if plan else None for plan in found]
 
 
 @strawberry.type(
@@ -164,7 +171,7 @@ class PromocodeOffer:
         description=("The active plans the code applies to; null when it applies to every plan.")
     )
     async def eligible_plans(self, info: Info[Context, Any]) -> list[PlanNode] | None:
-        plans = await info.context.loaders["promocode_plans"].load(self.promocode_id)
+        plans = await info.context.loaders[PlansByPromocodeIdLoader].load(self.promocode_id)
         if plans is None:
             return None
         return [PlanNode.from_model(plan) for plan in plans if plan.active]
@@ -235,27 +242,24 @@ class PurchaseNode(relay.Node):
     @strawberry.field(
         description="Who bought it: shown to the buyer and to admins; null for anyone else."
     )
-    async def buyer(
-        self, info: Info[Context, Any]
-    ) -> Annotated[UserNode, strawberry.lazy("schema.identity.types")] | None:
-        from schema.identity.types import UserNode
-
+    async def buyer(self, info: Info[Context, Any]) -> UserNode | None:
         principal = await info.context.principal()
         if not (principal.has_role(Role.ADMIN) or str(principal.user_id) == self.user_id):
             return None
-        user = await info.context.loaders["users"].load(self.user_id)
+        user = await info.context.loaders[UserByIdLoader].load(self.user_id)
         return UserNode.from_model(user) if user is not None else None
 
     @strawberry.field(description="The plan bought.")
     async def plan(self, info: Info[Context, Any]) -> PlanNode:
-        plan = await info.context.loaders["plans"].load(self.plan_id)
+        plan = await info.context.loaders[PlanByIdLoader].load(self.plan_id)
+        assert plan is not None  # a purchase's plan is never deleted (foreign key)
         return PlanNode.from_model(plan)
 
     @strawberry.field(description="The promocode used, as entered (normalised); null if none.")
     async def promocode(self, info: Info[Context, Any]) -> str | None:
         if self.promocode_id is None:
             return None
-        promocode = await info.context.loaders["promocodes"].load(self.promocode_id)
+        promocode = await info.context.loaders[PromocodeByIdLoader].load(self.promocode_id)
         return promocode.code if promocode is not None else None
 
     @classmethod
@@ -279,9 +283,12 @@ class PurchaseNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PurchaseNode | None]:
-        from resolvers.promocodes.queries import purchases_by_ids
-
-        return await purchases_by_ids(info, list(node_ids))
+        """A user sees their own purchases; admins and services (the payment system) any."""
+        found = await info.context.loaders[PurchaseByIdLoader].load_many(list(node_ids))
+        visible = await visible_rows(
+            info, found, owner=lambda row: row.user_id, roles=(Role.ADMIN, Role.SERVICE)
+        )
+        return [cls.from_model(row) if row else None for row in visible]
 
 
 # ---- inputs and payloads ----------------------------------------------------------------------

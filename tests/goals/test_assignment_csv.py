@@ -13,7 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.services.errors import DomainError
-from app.services.goals.assignment_csv import AssignmentFileError, CsvRow, RowError, parse_assignment_csv
+from app.services.goals.assignment_csv import (
+    AssignmentFileError,
+    CsvRow,
+    RowError,
+    parse_assignment_csv,
+)
 
 USER = uuid.UUID("0b9d6d52-5b1c-4d8e-9a8e-1c6f3a1d2e4f")
 OTHER = uuid.UUID("6a0c2f0e-3d4b-4c1f-8f3e-2b7d9e5a1c3d")

@@ -10,7 +10,12 @@ from sqlalchemy import func, select
 from app.models.promocodes import Plan, Promocode, PromocodeAttempt, PromocodeKind, Rejection
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
-from app.services.promocodes.issuing import ApplyStatus, PersonalCode, apply_code, issue_personal_code
+from app.services.promocodes.issuing import (
+    ApplyStatus,
+    PersonalCode,
+    apply_code,
+    issue_personal_code,
+)
 from app.services.promocodes.purchases import create_purchase
 from tests.factories.identity import create_user
 

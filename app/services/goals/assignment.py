@@ -34,9 +34,10 @@ from app.models.identity import AuditLog, User, UserStatus
 from app.services.errors import DomainError
 from app.services.goals.assignment_csv import CsvRow, ParsedCsv
 from app.services.goals.conditions import parse_conditions
-from app.services.goals.lifecycle import activate_next, has_active_goal, lock_user, on_commit
+from app.services.goals.lifecycle import activate_next, has_active_goal, lock_user
 from app.services.goals.lifecycle import notify as add_notification
 from app.services.goals.metrics import GOALS_ASSIGNED
+from app.uow import on_commit
 
 
 class AssignErrorCode(enum.Enum):

@@ -28,9 +28,10 @@ from app.services.goals.bonuses import (
     WalletBonus,
     parse_bonus,
 )
-from app.services.goals.lifecycle import GoalEventKind, event_for, notify, on_commit
+from app.services.goals.lifecycle import GoalEventKind, event_for, notify
 from app.services.goals.metrics import GOAL_BONUSES_GRANTED
 from app.services.promocodes.issuing import PersonalCode, issue_personal_code
+from app.uow import on_commit
 
 GRANTED_BY = "goals"
 

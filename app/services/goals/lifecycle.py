@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
@@ -33,6 +33,7 @@ from app.models.goals import (
 from app.models.identity import User, UserStatus
 from app.services.goals.conditions import GoalConditions, goal_period, parse_conditions
 from app.services.goals.metrics import GOALS_ACTIVATED, GOALS_MISSED
+from app.uow import on_commit
 
 
 class GoalEventKind:
@@ -43,11 +44,6 @@ class GoalEventKind:
     MISSED = "MISSED"
     ACHIEVEMENT = "ACHIEVEMENT"
     REMINDER = "REMINDER"
-
-
-def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Run `callback` once the session's transaction commits (never on rollback)."""
-    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -32,12 +32,12 @@ from app.services.goals.lifecycle import (
     goal_event,
     lock_user,
     mark_missed,
-    on_commit,
     snapshot_conditions,
 )
 from app.services.goals.matching import OrderFacts, match_order
 from app.services.goals.metrics import GOAL_ORDERS_PROCESSED, GOAL_PROCESSING_LAG, GOALS_COMPLETED
 from app.services.wallet import cashback
+from app.uow import on_commit
 
 REVERSING = frozenset({OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value})
 

@@ -18,7 +18,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
-    func,
     or_,
     select,
     union_all,
@@ -36,7 +35,7 @@ from app.models.goals import (
     UserGoalStatus,
 )
 from app.models.orders import Order
-from app.models.wallet import WalletEntry
+from app.services.lookup import parse_uuids
 
 _GOAL_COLUMNS = (
     UserGoal.id,
@@ -303,6 +302,7 @@ class LogEntry:
     price_minor: int
     currency: str
     completed_at: datetime | None
+    user_id: uuid.UUID
 
 
 def progress_log_query(user_id: uuid.UUID | None = None, order_id: str | None = None) -> Any:
@@ -324,6 +324,7 @@ def progress_log_query(user_id: uuid.UUID | None = None, order_id: str | None = 
             Order.price_minor,
             Order.currency,
             Order.completed_at,
+            GoalProgressEntry.user_id,
         )
         .join(Order, Order.order_id == GoalProgressEntry.order_id)
         .outerjoin(UserGoal, UserGoal.id == GoalProgressEntry.user_goal_id)
@@ -360,33 +361,51 @@ async def progress_log(
     return [LogEntry(**row._mapping) for row in rows]
 
 
-async def wallet_balances(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[int, str]]:
+async def log_entries_by_ids(session: AsyncSession, keys: Sequence[str]) -> list[LogEntry | None]:
+    """Ledger rows by node key, in key order (None for an unknown key)."""
+    parsed = parse_uuids(keys)
+    if not parsed:
+        return [None] * len(keys)
     rows = await session.execute(
-        select(func.sum(WalletEntry.amount_minor), WalletEntry.currency)
-        .where(WalletEntry.user_id == user_id)
-        .group_by(WalletEntry.currency)
-        .order_by(WalletEntry.currency)
+        progress_log_query().where(GoalProgressEntry.id.in_(set(parsed.values())))
     )
-    return [(int(total), currency) for total, currency in rows]
+    found = {row.id: LogEntry(**row._mapping) for row in rows}
+    return [found.get(parsed[key]) if key in parsed else None for key in keys]
 
 
-async def wallet_entries(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    *,
-    limit: int,
-    before: tuple[datetime, uuid.UUID] | None,
-) -> list[WalletEntry]:
-    query = select(WalletEntry).where(WalletEntry.user_id == user_id)
-    if before is not None:
-        at, entry_id = before
-        query = query.where(
-            or_(
-                WalletEntry.created_at < at,
-                and_(WalletEntry.created_at == at, WalletEntry.id < entry_id),
-            )
+async def notifications_by_ids(
+    session: AsyncSession, keys: Sequence[str], *, now: datetime
+) -> list[AchievementView | None]:
+    """Notifications (any kind) with their goals, by node key, in key order."""
+    parsed = parse_uuids(keys)
+    if not parsed:
+        return [None] * len(keys)
+    rows = await session.execute(
+        select(
+            *_GOAL_COLUMNS,
+            GoalNotification.id.label("notification_id"),
+            GoalNotification.kind.label("notification_kind"),
+            GoalNotification.created_at.label("notified_at"),
+            GoalNotification.seen_at,
         )
-    rows = await session.scalars(
-        query.order_by(WalletEntry.created_at.desc(), WalletEntry.id.desc()).limit(limit)
+        .join(GoalTemplate, GoalTemplate.id == UserGoal.goal_id)
+        .join(GoalNotification, GoalNotification.user_goal_id == UserGoal.id)
+        .where(GoalNotification.id.in_(set(parsed.values())))
     )
-    return list(rows)
+    found = {
+        r.notification_id: AchievementView(
+            GoalView.from_row(r, now), r.notified_at, r.seen_at, r.notification_id,
+            r.notification_kind,
+        )
+        for r in rows
+    }
+    return [found.get(parsed[key]) if key in parsed else None for key in keys]
+
+
+async def goals_by_keys(
+    session: AsyncSession, keys: Sequence[str], *, now: datetime
+) -> list[GoalView | None]:
+    """User goals by node key, in key order (None for an unknown key)."""
+    parsed = parse_uuids(keys)
+    found = await goals_by_ids(session, list(parsed.values()), now=now) if parsed else {}
+    return [found.get(parsed[key]) if key in parsed else None for key in keys]

@@ -10,11 +10,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import hash_password
+from app.auth import hash_password, verify_password
+from app.domains import domain_modules
 from app.models.base import utcnow
 from app.models.identity import AuditLog, RefreshToken, Role, User, UserStatus
 from app.services.errors import DomainError
-from app.services.goals.privacy import forget_user as forget_goals_user
 from app.services.validation import (
     InvalidValue,
     check_password,
@@ -128,11 +128,20 @@ async def revoke_all_refresh_tokens(session: AsyncSession, user_id: uuid.UUID, r
     )
 
 
+async def delete_own_account(session: AsyncSession, user: User, password: str) -> None:
+    """`accountDelete`: the caller confirms with the current password (an account with no
+    password, provisioned by an external issuer, has nothing to confirm)."""
+    if user.password_hash is not None and not verify_password(user.password_hash, password):
+        raise DomainError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong password.", "password")
+    await delete_account(session, user)
+
+
 async def delete_account(session: AsyncSession, user: User) -> None:
     """Soft delete: the row stays for referential integrity, the personal data goes.
 
-    Each later domain detaches or anonymises its own personal data when a user is deleted
-    (SPEC §0); access tokens stop working because the principal is loaded with its status.
+    Every domain then detaches or anonymises its own personal data (SPEC §0) in its
+    `app/services/<domain>/privacy.py`: `forget_user(session, user_id, now=...)`, in the same
+    transaction. Access tokens stop working because the principal is loaded with its status.
     """
     now = utcnow()
     user.status = UserStatus.DELETED
@@ -142,7 +151,8 @@ async def delete_account(session: AsyncSession, user: User) -> None:
     user.password_hash = None
     user.external_subject = None
     await revoke_all_refresh_tokens(session, user.id, "ACCOUNT_DELETED")
-    await forget_goals_user(session, user.id, now=now)
+    for privacy in domain_modules("app.services", "privacy"):
+        await privacy.forget_user(session, user.id, now=now)
 
 
 async def set_blocked(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -18,6 +19,8 @@ from app.models.identity import AuditLog
 from app.models.operations import JobFailure, JobFailureStatus, JobPing
 from app.models.outbox import ProcessedMessage
 from app.services.errors import DomainError
+from app.services.lookup import rows_by_ids
+from app.services.pagination import OffsetPage, PageRows, fetch_page
 
 log = structlog.get_logger("engage.jobs")
 
@@ -168,3 +171,26 @@ async def apply_ping(session: AsyncSession, ping_id: uuid.UUID) -> None:
     message first, in the same transaction)."""
     await session.execute(_APPLY_PING, {"ping_id": ping_id, "now": utcnow()})
     log.debug("job.ping_applied", ping_id=str(ping_id))
+
+
+async def failures_by_ids(session: AsyncSession, keys: Sequence[str]) -> list[JobFailure | None]:
+    return await rows_by_ids(session, JobFailure, keys)
+
+
+async def pings_by_ids(session: AsyncSession, keys: Sequence[str]) -> list[JobPing | None]:
+    return await rows_by_ids(session, JobPing, keys)
+
+
+async def get_ping(session: AsyncSession, ping_id: uuid.UUID) -> JobPing | None:
+    return await session.get(JobPing, ping_id)
+
+
+async def failures_page(
+    session: AsyncSession,
+    page: OffsetPage,
+    *,
+    actor: str | None = None,
+    status: JobFailureStatus | None = None,
+) -> PageRows[JobFailure]:
+    """Dead letters, most recently failed first."""
+    return await fetch_page(session, failures_query(actor=actor, status=status), page)

@@ -1,4 +1,4 @@
-"""Permission classes every resolver uses: IsUser, IsAdmin, IsService.
+"""Permission checks for resolvers and types: IsUser, IsAdmin, IsService, require(), can_see().
 
 A caller without valid credentials gets `extensions.code = UNAUTHENTICATED` (with the reason a
 presented token was refused); a known caller without the role gets `FORBIDDEN`.
@@ -6,7 +6,9 @@ presented token was refused); a known caller without the role gets `FORBIDDEN`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
@@ -41,6 +43,27 @@ async def require(info: Info[Context, Any], *roles: Role) -> Principal:
     if roles and not any(principal.has_role(role) for role in roles):
         raise AuthError("FORBIDDEN", "You are not allowed to do this.")
     return principal
+
+
+T = TypeVar("T")
+
+
+async def visible_rows(
+    info: Info[Context, Any],
+    rows: Sequence[T | None],
+    *,
+    owner: Callable[[T], uuid.UUID | None] | None = None,
+    roles: tuple[Role, ...] = (Role.ADMIN,),
+) -> list[T | None]:
+    """The rule of `node(id:)`: the rows the caller may see, None for the others (never an
+    auth error, so a forbidden id looks like a missing one). A caller holding one of `roles`
+    sees every row; with `owner`, a user also sees the rows they own."""
+    principal = await info.context.principal()
+    if any(principal.has_role(role) for role in roles):
+        return list(rows)
+    if owner is None or principal.user_id is None:
+        return [None] * len(rows)
+    return [row if row is not None and owner(row) == principal.user_id else None for row in rows]
 
 
 class _RolePermission(BasePermission):
