@@ -72,8 +72,7 @@ from app.models.goals import (
 )
 from app.models.identity import Role, User, UserStatus
 from app.runtime import Runtime
-from app.services.goals.conditions import RollingPeriod
-from app.services.goals.lifecycle import snapshot_conditions
+from app.services.goals.conditions import RollingPeriod, snapshot_conditions
 from app.services.goals.reading import _GOAL_COLUMNS, shown_status
 from app.services.goals.texts import localize, localize_lines
 from app.settings import get_settings

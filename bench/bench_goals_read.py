@@ -72,9 +72,9 @@ from app.models.base import utcnow
 from app.models.goals import GoalNotification, GoalTemplate, NotificationKind
 from app.models.identity import Role, User
 from app.services.goals.assignment import Assignment, assign_goal
-from app.services.goals.conditions import OrderKind, OrderStatus
 from app.services.goals.granting import finish_goal
 from app.services.goals.processing import process_order
+from app.services.orders.facts import OrderKind, OrderStatus
 from app.services.orders.recording import OrderInput, record_order
 from app.settings import Settings
 from bench._goals_read_app import QUERY

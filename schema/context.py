@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.auth import ANONYMOUS, Principal, TokenError
@@ -14,6 +13,9 @@ from app.services.identity.principals import resolve_principal
 from app.settings import Settings
 from app.uow import UnitOfWork
 from schema.loaders import Loaders
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass

@@ -14,13 +14,20 @@ call services (no SQL here) and answer one value per key, in key order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 if TYPE_CHECKING:
-    from schema.context import Context
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class RequestContext(Protocol):
+    """What a loader needs of `schema.context.Context`: the request's unit of work."""
+
+    @property
+    def session(self) -> AsyncSession: ...
+
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -30,7 +37,7 @@ L = TypeVar("L", bound="ContextLoader[Any, Any]")
 class ContextLoader(DataLoader[K, V], Generic[K, V]):
     """A DataLoader bound to one request's context (and so to its unit of work)."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: RequestContext) -> None:
         super().__init__(load_fn=self.batch_load)
         self.context = context
 
@@ -45,7 +52,7 @@ class ContextLoader(DataLoader[K, V], Generic[K, V]):
 class Loaders:
     """The request's loaders, made on first use: `loaders[SomeLoader]` is typed."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: RequestContext) -> None:
         self._context = context
         self._made: dict[type[Any], Any] = {}
 

@@ -1,4 +1,4 @@
-"""Normalisation and validation of contact details, passwords, locales and timezones."""
+"""Normalisation and validation of contact details, passwords, locales, timezones and money."""
 
 from __future__ import annotations
 
@@ -86,3 +86,22 @@ def normalize_locale(value: str) -> str:
     if len(parts) == 2 and not (2 <= len(parts[1]) <= 4 and parts[1].isalnum()):
         raise InvalidValue("INVALID_LOCALE", "Use a locale such as en or ru-RU.")
     return "-".join([parts[0].lower(), *(p.upper() for p in parts[1:])])
+
+
+# Money, for every domain that takes amounts: ISO 4217 codes the product sells in (extend as
+# markets are added), and amounts that fit the 32-bit integer columns.
+CURRENCIES = frozenset(
+    {
+        "AED", "AMD", "AUD", "AZN", "BRL", "BYN", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR",
+        "GBP", "GEL", "ILS", "INR", "JPY", "KGS", "KZT", "MXN", "NOK", "PLN", "RUB", "SEK",
+        "TJS", "TRY", "UAH", "USD", "UZS",
+    }
+)  # fmt: skip
+MAX_MINOR = 2_000_000_000
+
+
+def check_currency(value: str) -> str:
+    """A supported currency code, upper-case as written (no normalisation)."""
+    if value not in CURRENCIES:
+        raise InvalidValue("INVALID_CURRENCY", "Use a supported ISO 4217 currency such as RUB.")
+    return value

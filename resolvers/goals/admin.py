@@ -1,5 +1,5 @@
 """Personal goals resolvers, admin side: goal templates (create, update, archive, unarchive, list,
-find) and Node resolution of the admin types.
+find).
 
 Every resolver requires the ADMIN role; refusals come back as `GoalAdminError`s, and a refused
 request writes nothing.
@@ -22,12 +22,12 @@ from app.services.goals import templates
 from schema.base import After, BadUserInput, PageSize, connection_of, page_size
 from schema.context import Context
 from schema.errors import payload_errors
-from schema.goals.admin import (
+from schema.goals.admin import GoalTemplateNode
+from schema.goals.errors import GoalAdminError
+from schema.goals.inputs import (
     TEMPLATE_ID_DESCRIPTION,
-    GoalAdminError,
     GoalTemplateArchiveInput,
     GoalTemplateCreateInput,
-    GoalTemplateNode,
     GoalTemplatePayload,
     GoalTemplateUpdateInput,
 )

@@ -17,21 +17,25 @@ from strawberry.types import Info
 
 from app.models.base import utcnow
 from app.models.identity import Role
-from app.services.goals import reading
+from app.services.errors import DomainError
+from app.services.goals import notifications, reading
 from schema.base import connection_of, decode_global_id, decode_keyset, keyset_cursor, page_size
 from schema.context import Context
-from schema.goals.types import (
-    Achievement,
-    AchievementsMarkSeenError,
-    AchievementsMarkSeenErrorCode,
+from schema.errors import payload_errors
+from schema.goals.errors import AchievementsMarkSeenError
+from schema.goals.inputs import (
     AchievementsMarkSeenInput,
     AchievementsMarkSeenPayload,
-    GoalNotificationNode,
     GoalNotificationsMarkSeenInput,
     GoalNotificationsMarkSeenPayload,
+)
+from schema.goals.types import (
+    Achievement,
+    GoalNotificationNode,
     GoalProgressLogEntry,
     PersonalGoalsSummary,
     ViewerGoals,
+    achievement_node,
     goal_node,
     log_entry_node,
     notification_node,
@@ -40,7 +44,6 @@ from schema.goals.types import (
 from schema.permissions import require
 
 InfoT = Info[Context, Any]
-MAX_MARK_SEEN = 100
 MAX_ACHIEVEMENTS = 100
 
 
@@ -86,22 +89,7 @@ async def viewer_achievements(info: InfoT, unseen_only: bool) -> list[Achievemen
         now=utcnow(),
         limit=MAX_ACHIEVEMENTS,
     )
-    result = []
-    for item in found:
-        node = goal_node(item.goal, locale)
-        result.append(
-            Achievement(
-                goal=node,
-                goal_id=strawberry.ID(relay.to_base64("UserGoal", str(item.goal.id))),
-                title=node.title,
-                description=node.description,
-                progress=node.progress,
-                button_text=node.button_text,
-                created_at=item.created_at,
-                seen=item.seen_at is not None,
-            )
-        )
-    return result
+    return [achievement_node(item, locale) for item in found]
 
 
 async def achievements_mark_seen(
@@ -109,20 +97,16 @@ async def achievements_mark_seen(
 ) -> AchievementsMarkSeenPayload:
     user_id, _ = await _viewer(info)
     session = info.context.session
-    if len(data.goal_ids) > MAX_MARK_SEEN:
+    try:
+        notifications.check_mark_seen(len(data.goal_ids), "goalIds")
+    except DomainError as exc:
         return AchievementsMarkSeenPayload(
             marked=0,
             has_unseen_achievements=await reading.has_unseen_achievements(session, user_id),
-            errors=[
-                AchievementsMarkSeenError(
-                    code=AchievementsMarkSeenErrorCode.TOO_MANY_IDS,
-                    field="goalIds",
-                    message=f"At most {MAX_MARK_SEEN} ids at once.",
-                )
-            ],
+            errors=payload_errors(AchievementsMarkSeenError, exc),
         )
     ids = _typed_uuids(data.goal_ids, "UserGoal")
-    marked = await reading.mark_achievements_seen(session, user_id, ids, now=utcnow())
+    marked = await notifications.mark_achievements_seen(session, user_id, ids, now=utcnow())
     unseen = await reading.has_unseen_achievements(session, user_id)
     return AchievementsMarkSeenPayload(marked=marked, has_unseen_achievements=unseen, errors=[])
 
@@ -139,19 +123,16 @@ async def notifications_mark_seen(
     info: InfoT, data: GoalNotificationsMarkSeenInput
 ) -> GoalNotificationsMarkSeenPayload:
     user_id, _ = await _viewer(info)
-    if len(data.ids) > MAX_MARK_SEEN:
+    try:
+        notifications.check_mark_seen(len(data.ids), "ids")
+    except DomainError as exc:
         return GoalNotificationsMarkSeenPayload(
-            marked=0,
-            errors=[
-                AchievementsMarkSeenError(
-                    code=AchievementsMarkSeenErrorCode.TOO_MANY_IDS,
-                    field="ids",
-                    message=f"At most {MAX_MARK_SEEN} ids at once.",
-                )
-            ],
+            marked=0, errors=payload_errors(AchievementsMarkSeenError, exc)
         )
     ids = _typed_uuids(data.ids, "GoalNotification")
-    marked = await reading.mark_notifications_seen(info.context.session, user_id, ids, now=utcnow())
+    marked = await notifications.mark_notifications_seen(
+        info.context.session, user_id, ids, now=utcnow()
+    )
     return GoalNotificationsMarkSeenPayload(marked=marked, errors=[])
 
 
@@ -180,8 +161,6 @@ async def viewer_progress_log(
         len(rows) > limit,
         before is not None,
     )
-
-
 
 
 @strawberry.type

@@ -23,15 +23,14 @@ from schema.base import (
 from schema.context import Context
 from schema.errors import payload_errors
 from schema.ids import node_uuid
-from schema.operations.types import (
-    JobError,
-    JobFailureNode,
+from schema.operations.errors import JobError
+from schema.operations.inputs import (
     JobPingInput,
-    JobPingNode,
     JobPingPayload,
     JobRetryInput,
     JobRetryPayload,
 )
+from schema.operations.types import JobFailureNode, JobPingNode
 from schema.permissions import IsAdmin, require
 
 JobCode = job_service.JobErrorCode

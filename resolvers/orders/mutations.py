@@ -10,30 +10,21 @@ from strawberry.types import Info
 
 from app.models.identity import Role
 from app.services.errors import DomainError
-from app.services.orders.recording import OrderErrorCode, OrderInput, record_order
+from app.services.orders.codes import OrderErrorCode
+from app.services.orders.recording import OrderInput, RecordResult, order_data, record_order
 from schema.context import Context
+from schema.errors import payload_errors
 from schema.ids import node_uuid
-from schema.orders.types import (
-    OrderRecordError,
-    OrderRecordInput,
-    OrderRecordPayload,
-    RecordedOrder,
-)
+from schema.orders.errors import OrderRecordError
+from schema.orders.inputs import OrderRecordInput, OrderRecordPayload
+from schema.orders.types import RecordedOrder
 from schema.permissions import require
 
 InfoT = Info[Context, Any]
 
 
-def _order_error(exc: DomainError) -> OrderRecordPayload:
-    code = OrderErrorCode.__members__.get(exc.code.name, OrderErrorCode.INVALID_ORDER)
-    return OrderRecordPayload(
-        outcome=None,
-        order=None,
-        errors=[OrderRecordError(code=code, field=exc.field, message=exc.message)],
-    )
-
-
 def _user_id(raw: str) -> uuid.UUID:
+    """A raw UUID or a User global id."""
     try:
         return uuid.UUID(raw)
     except ValueError:
@@ -41,41 +32,44 @@ def _user_id(raw: str) -> uuid.UUID:
     return node_uuid(strawberry.ID(raw), "User", "userId", OrderErrorCode.UNKNOWN_USER)
 
 
-async def order_record(info: InfoT, data: OrderRecordInput) -> OrderRecordPayload:
-    await require(info, Role.SERVICE)
-    payload: dict[str, Any] = data.data if isinstance(data.data, dict) else {}
-    try:
-        if data.data is not None and not isinstance(data.data, dict):
-            raise DomainError(OrderErrorCode.INVALID_DATA, "Give a JSON object.", "data")
-        result = await record_order(
-            info.context.session,
-            OrderInput(
-                order_id=data.order_id,
-                user_id=_user_id(str(data.user_id)),
-                kind=data.kind,
-                status=data.status,
-                ride_class=data.ride_class,
-                payment_method=data.payment_method,
-                price_minor=data.price.amount_minor,
-                currency=data.price.currency,
-                ordered_at=data.created_at,
-                completed_at=data.completed_at,
-                city_timezone=data.city_timezone,
-                data=payload,
-            ),
-        )
-    except DomainError as exc:
-        return _order_error(exc)
+def _order_input(data: OrderRecordInput) -> OrderInput:
+    payload = order_data(data.data)  # checked first: it was the first refusal reported
+    return OrderInput(
+        order_id=data.order_id,
+        user_id=_user_id(str(data.user_id)),
+        kind=data.kind,
+        status=data.status,
+        ride_class=data.ride_class,
+        payment_method=data.payment_method,
+        price_minor=data.price.amount_minor,
+        currency=data.price.currency,
+        ordered_at=data.created_at,
+        completed_at=data.completed_at,
+        city_timezone=data.city_timezone,
+        data=payload,
+    )
+
+
+def _payload(result: RecordResult) -> OrderRecordPayload:
     order = result.order
     return OrderRecordPayload(
         outcome=result.outcome,
         order=RecordedOrder(
-            order_id=order.order_id,
-            status=order.status,
-            recorded_at=order.recorded_at,
+            order_id=order.order_id, status=order.status, recorded_at=order.recorded_at
         ),
         errors=[],
     )
+
+
+async def order_record(info: InfoT, data: OrderRecordInput) -> OrderRecordPayload:
+    await require(info, Role.SERVICE)
+    try:
+        result = await record_order(info.context.session, _order_input(data))
+    except DomainError as exc:
+        return OrderRecordPayload(
+            outcome=None, order=None, errors=payload_errors(OrderRecordError, exc)
+        )
+    return _payload(result)
 
 
 @strawberry.type

@@ -1,5 +1,5 @@
 """Promocode resolvers, admin side: mutations for plans, codes (create, update, deactivate,
-bulk generate), grants and admin-apply. Queries are in `resolvers/promocodes_admin_queries.py`.
+bulk generate), grants and admin-apply. Queries are in `admin_queries.py`.
 
 Every resolver requires the ADMIN role; refusals come back as `PromocodeError`s, and a refused
 request writes nothing.
@@ -15,18 +15,17 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.models.identity import AuditLog, Role
-from app.models.promocodes import Rejection
+from app.models.identity import Role
 from app.services.errors import DomainError
-from app.services.promocodes import codes, generator, grants, issuing
-from app.services.promocodes import purchases as purchase_service
+from app.services.promocodes import batches, codes, grants, issuing
+from app.services.promocodes.errors import PromocodeErrorCode
 from schema.context import Context
+from schema.errors import payload_errors
 from schema.ids import node_uuid
 from schema.permissions import require
-from schema.promocodes.admin import PromocodeAdminErrorCode, PromocodeError, PromocodeNode
+from schema.promocodes.admin import PromocodeNode
 from schema.promocodes.admin_inputs import (
     GENERATE_SAMPLE_SIZE,
-    MAX_GENERATE_COUNT,
     PlanCreateInput,
     PlanCreatePayload,
     PromocodeApplyInput,
@@ -44,14 +43,15 @@ from schema.promocodes.admin_inputs import (
     PromocodeRevokeGrantPayload,
     PromocodeUpdateInput,
 )
+from schema.promocodes.errors import PromocodeError
 from schema.promocodes.types import PlanNode, PurchaseNode
 
-Code = PromocodeAdminErrorCode
+Code = PromocodeErrorCode
 InfoT = Info[Context, Any]
 
 
 def promocode_errors(exc: DomainError) -> list[PromocodeError]:
-    return [PromocodeError(code=Code(exc.code.value), field=exc.field, message=exc.message)]
+    return payload_errors(PromocodeError, exc)
 
 
 def _node_uuids(
@@ -169,70 +169,27 @@ async def _promocode_deactivate(info: InfoT, data: PromocodeDeactivateInput) -> 
 # ---- mutations: bulk generation -------------------------------------------------------------
 
 
-def _generate_refusal(message: str, field: str) -> DomainError:
-    return DomainError(Code.INVALID_GENERATE_REQUEST, message, field)
-
-
-def _check_generate_request(data: PromocodeGenerateInput) -> str:
-    """The normalised prefix; refuses what the generator can't do, naming the field."""
-    if not 1 <= data.count <= MAX_GENERATE_COUNT:
-        raise _generate_refusal(f"count is 1-{MAX_GENERATE_COUNT}.", "count")
-    if not 1 <= data.length <= generator.MAX_CODE_LENGTH:
-        raise _generate_refusal(f"length is 1-{generator.MAX_CODE_LENGTH}.", "length")
-    prefix = generator.normalize_code(data.prefix)
-    try:
-        generator.generate(0, length=data.length, prefix=prefix)  # checks the prefix only
-    except ValueError as exc:
-        raise _generate_refusal(f"Invalid prefix: {exc}.", "prefix") from exc
-    if data.count * 2 > generator.capacity(data.length, generator.SAFE_CHARSET):
-        raise _generate_refusal(
-            f"{data.count} codes of {data.length} symbols would fill more than half of the "
-            "possible codes: use a longer length or fewer codes.",
-            "count",
-        )
-    return prefix
-
-
 async def _promocode_generate(
     info: InfoT, data: PromocodeGenerateInput
 ) -> PromocodeGeneratePayload:
     principal = await require(info, Role.ADMIN)
-    session = info.context.session
-    batch_id = uuid.uuid4()
+    request = batches.BatchRequest(
+        count=data.count, length=data.length, prefix=data.prefix, reason=data.reason
+    )
     try:
-        reason = codes.check_reason(data.reason)
-        prefix = _check_generate_request(data)
-        offer = codes.clean_promocode_input(_offer(data, "", data.max_uses), check_code_text=False)
-        plans = await codes.validate_promocode_input(session, offer, check_code_text=False)
-        columns = codes.promocode_columns(offer)
-        template = {k: v for k, v in columns.items() if k in generator.COPIED_COLUMNS}
-        template |= {"created_by": principal.key, generator.PLAN_IDS: [p.id for p in plans]}
-        try:
-            async with session.begin_nested():  # a late refusal leaves no codes behind
-                created = await generator.insert_generated(
-                    session,
-                    template=template,
-                    count=data.count,
-                    length=data.length,
-                    prefix=prefix,
-                    batch_id=batch_id,
-                )
-        except ValueError as exc:
-            raise _generate_refusal(str(exc), "count") from exc
+        batches.check_request(request)  # the request's errors come before the offer's
+        batch = await batches.generate_batch(
+            info.context.session,
+            request,
+            _offer(data, "", data.max_uses),
+            actor=principal.key,
+        )
     except DomainError as exc:
         return PromocodeGeneratePayload(errors=promocode_errors(exc))
-    session.add(
-        AuditLog(
-            actor=principal.key,
-            action="promocode.generate",
-            target=f"promocode_batch:{batch_id}",
-            reason=f"{reason} ({len(created)} codes)"[:500].strip(),
-        )
-    )
     return PromocodeGeneratePayload(
-        batch_id=str(batch_id),
-        count=len(created),
-        sample=created[:GENERATE_SAMPLE_SIZE],
+        batch_id=str(batch.batch_id),
+        count=len(batch.codes),
+        sample=batch.codes[:GENERATE_SAMPLE_SIZE],
         errors=[],
     )
 
@@ -304,13 +261,11 @@ async def _promocode_revoke(info: InfoT, data: PromocodeGrantInput) -> Promocode
 
 async def _promocode_apply(info: InfoT, data: PromocodeApplyInput) -> PromocodeApplyPayload:
     principal = await require(info, Role.ADMIN)
-    session = info.context.session
     try:
         plan_id = node_uuid(data.plan_id, "Plan", "planId", Code.UNKNOWN_PLAN)
         user_ids = _node_uuids(data.user_ids, "User", "userIds", Code.NOT_FOUND)
-        await purchase_service.get_plan(session, plan_id)  # refuse before any purchase is made
         results = await issuing.apply_code(
-            session,
+            info.context.session,
             code=data.code,
             plan_id=plan_id,
             user_ids=user_ids,
@@ -325,11 +280,11 @@ async def _promocode_apply(info: InfoT, data: PromocodeApplyInput) -> PromocodeA
             user_id=strawberry.ID(relay.to_base64("User", result.user_id)),
             status=result.status,
             purchase=PurchaseNode.from_model(result.purchase) if result.purchase else None,
-            rejection=Rejection(result.rejection) if result.rejection else None,
+            rejection=result.rejection,
         )
         for result in results
     ]
-    applied = sum(result.status is issuing.ApplyStatus.APPLIED for result in results)
+    applied = issuing.count_applied(results)
     return PromocodeApplyPayload(outcomes=outcomes, applied=applied, errors=[])
 
 

@@ -2,7 +2,7 @@
 quotes, purchases and the payment result.
 
 Admin management of codes lives elsewhere; nothing here reveals a code that isn't the
-caller's (a rejection shows the user-facing reason, the attempt log keeps the true one).
+caller's (a rejection shows its client code, the attempt log keeps the true reason).
 """
 
 from __future__ import annotations
@@ -18,42 +18,33 @@ from app.services.errors import DomainError
 from app.services.identity import reading as identity_reading
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes import reading
-from app.services.promocodes.attempts import Caller, RejectionLimits
+from app.services.promocodes.attempts import Caller, PromocodeRejected, RejectionLimits
+from app.services.promocodes.errors import PurchaseErrorCode
 from schema.base import Money, offset_connection, offset_page
 from schema.context import Context
+from schema.errors import payload_errors
 from schema.ids import node_uuid
 from schema.permissions import require
-from schema.promocodes.types import (
-    PlanNode,
-    PromocodeOffer,
-    PromocodeQuote,
+from schema.promocodes.errors import PurchaseError
+from schema.promocodes.inputs import (
     PromocodeQuoteInput,
     PromocodeQuotePayload,
     PurchaseConfirmInput,
     PurchaseConfirmPayload,
     PurchaseCreateInput,
     PurchaseCreatePayload,
-    PurchaseError,
-    PurchaseErrorCode,
     PurchaseFailInput,
     PurchaseFailPayload,
-    PurchaseNode,
 )
+from schema.promocodes.types import PlanNode, PromocodeOffer, PromocodeQuote, PurchaseNode
 
-ServiceCode = purchase_service.PurchaseErrorCode
 InfoT = Info[Context, Any]
 
 
 def purchase_errors(exc: DomainError) -> list[PurchaseError]:
-    # A PromocodeRejected already carries the user-facing code (anti-enumeration).
-    return [
-        PurchaseError(
-            code=PurchaseErrorCode(exc.code.value),
-            field=exc.field,
-            message=exc.message,
-            retry_after=getattr(exc, "retry_after", None),
-        )
-    ]
+    """A refusal as payload errors; a rejected code already carries its client code."""
+    retry_after = exc.retry_after if isinstance(exc, PromocodeRejected) else None
+    return payload_errors(PurchaseError, exc, retry_after=retry_after)
 
 
 async def _signed_in_user(info: InfoT) -> User:
@@ -121,7 +112,7 @@ def _quote(quote: purchase_service.Quote) -> PromocodeQuote:
 async def _promocode_quote(info: InfoT, data: PromocodeQuoteInput) -> PromocodeQuotePayload:
     caller = await _caller(info)
     try:
-        plan_id = node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
+        plan_id = node_uuid(data.plan_id, "Plan", "planId", PurchaseErrorCode.UNKNOWN_PLAN)
         quote = await purchase_service.quote(
             info.context.session, caller, plan_id=plan_id, code=data.code, limits=_limits(info)
         )
@@ -133,7 +124,7 @@ async def _promocode_quote(info: InfoT, data: PromocodeQuoteInput) -> PromocodeQ
 async def _purchase_create(info: InfoT, data: PurchaseCreateInput) -> PurchaseCreatePayload:
     caller = await _caller(info)
     try:
-        plan_id = node_uuid(data.plan_id, "Plan", "planId", ServiceCode.UNKNOWN_PLAN)
+        plan_id = node_uuid(data.plan_id, "Plan", "planId", PurchaseErrorCode.UNKNOWN_PLAN)
         purchase, _ = await purchase_service.create_purchase(
             info.context.session,
             caller,
@@ -154,7 +145,9 @@ async def _purchase_create(info: InfoT, data: PurchaseCreateInput) -> PurchaseCr
 async def _purchase_confirm(info: InfoT, data: PurchaseConfirmInput) -> PurchaseConfirmPayload:
     principal = await require(info, Role.SERVICE)
     try:
-        purchase_id = node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
+        purchase_id = node_uuid(
+            data.purchase_id, "Purchase", "purchaseId", PurchaseErrorCode.NOT_FOUND
+        )
         purchase = await purchase_service.confirm_purchase(
             info.context.session, purchase_id, actor=principal.key
         )
@@ -166,7 +159,9 @@ async def _purchase_confirm(info: InfoT, data: PurchaseConfirmInput) -> Purchase
 async def _purchase_fail(info: InfoT, data: PurchaseFailInput) -> PurchaseFailPayload:
     principal = await require(info, Role.SERVICE)
     try:
-        purchase_id = node_uuid(data.purchase_id, "Purchase", "purchaseId", ServiceCode.NOT_FOUND)
+        purchase_id = node_uuid(
+            data.purchase_id, "Purchase", "purchaseId", PurchaseErrorCode.NOT_FOUND
+        )
         purchase = await purchase_service.fail_purchase(
             info.context.session, purchase_id, actor=principal.key, reason=data.reason
         )

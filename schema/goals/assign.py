@@ -1,18 +1,20 @@
-"""Admin side of personal goals beyond templates: assigning goals (one user, or a CSV file
-with a dry run), looking up an order's processing outcome, and listing a user's goals."""
+"""Admin side of personal goals beyond templates: a CSV upload's row outcomes and summary, and
+an order's processing outcome, with their builders. Inputs and payloads are in `inputs.py`,
+the error codes (`GoalAssignErrorCode`) in `errors.py`."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
 import strawberry
-from strawberry.file_uploads import Upload
+from strawberry import relay
 
-from app.services.goals.assignment import AssignErrorCode, RowStatus, UploadErrorCode
-from app.services.goals.assignment_csv import AssignmentFileError, RowError
-from schema.goals.types import GoalProgressLogEntry, UserGoalNode
+from app.models.orders import Order
+from app.services.goals.assignment import RowOutcome, RowStatus, UploadResult
+from app.services.goals.codes import AssignErrorCode
+from app.services.goals.reading import LogEntry
+from schema.goals.types import GoalProgressLogEntry, log_entry_node
 
 strawberry.enum(
     RowStatus,
@@ -22,82 +24,13 @@ strawberry.enum(
 )
 
 
-@strawberry.enum(description="Why an assignment, a file or a row was refused.")
-class GoalAssignErrorCode(enum.Enum):
-    """Every code of AssignErrorCode, UploadErrorCode, AssignmentFileError and RowError (a
-    test fails if they drift apart)."""
-
-    UNKNOWN_USER = "UNKNOWN_USER"
-    UNKNOWN_GOAL = "UNKNOWN_GOAL"
-    GOAL_ARCHIVED = "GOAL_ARCHIVED"
-    ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
-    INVALID_PERIOD = "INVALID_PERIOD"
-    NOT_A_FILE = "NOT_A_FILE"
-    FILE_TOO_LARGE = "FILE_TOO_LARGE"
-    MALFORMED_CSV = "MALFORMED_CSV"
-    EMPTY_FILE = "EMPTY_FILE"
-    TOO_MANY_ROWS = "TOO_MANY_ROWS"
-    MISSING_COLUMN = "MISSING_COLUMN"
-    UNKNOWN_COLUMN = "UNKNOWN_COLUMN"
-    INVALID_USER_ID = "INVALID_USER_ID"
-    INVALID_GOAL_ID = "INVALID_GOAL_ID"
-    INVALID_DATE = "INVALID_DATE"
-    END_BEFORE_START = "END_BEFORE_START"
-    DUPLICATE_ROW = "DUPLICATE_ROW"
-
-
-SOURCE_CODES: tuple[type[enum.Enum], ...] = (
-    AssignErrorCode,
-    UploadErrorCode,
-    AssignmentFileError,
-    RowError,
-)
-
-
-@strawberry.type
-class GoalAssignError:
-    code: GoalAssignErrorCode
-    field: str | None
-    message: str
-
-
-@strawberry.input
-class GoalAssignInput:
-    user_id: strawberry.ID = strawberry.field(description="A User global id or a raw UUID.")
-    goal_id: str = strawberry.field(description="The goal template's slug.")
-    starts_at: datetime | None = strawberry.field(
-        default=None, description="Not before this time (the period starts at activation)."
-    )
-    ends_at: datetime | None = strawberry.field(
-        default=None, description="A deadline replacing the template's period end."
-    )
-    notify: bool = strawberry.field(default=False, description="Create an in-app notification.")
-
-
-@strawberry.type
-class GoalAssignPayload:
-    user_goal: UserGoalNode | None
-    errors: list[GoalAssignError]
-
-
-@strawberry.input
-class GoalAssignmentUploadInput:
-    file: Upload = strawberry.field(
-        description="CSV, UTF-8, header `user_id,goal_id[,starts_at,ends_at]`."
-    )
-    dry_run: bool = strawberry.field(
-        default=True, description="Validate and report only (the default); false commits."
-    )
-    notify: bool = strawberry.field(default=False, description="Notify each assigned user.")
-
-
 @strawberry.type(description="The outcome of one CSV row.")
 class GoalAssignmentRow:
     line: int
     status: RowStatus
     user_id: uuid.UUID | None
     goal_id: str | None
-    error_code: GoalAssignErrorCode | None
+    error_code: AssignErrorCode | None
     message: str | None
     user_goal_id: strawberry.ID | None
 
@@ -109,17 +42,6 @@ class GoalAssignmentSummary:
     assigned: int
     already_assigned: int
     errors: int
-
-
-@strawberry.type
-class GoalAssignmentUploadPayload:
-    dry_run: bool
-    batch_id: uuid.UUID | None = strawberry.field(
-        description="The committed upload (also when the same file was uploaded before)."
-    )
-    summary: GoalAssignmentSummary | None
-    rows: list[GoalAssignmentRow]
-    errors: list[GoalAssignError]
 
 
 @strawberry.type(description="An order as recorded, and what processing made of it.")
@@ -135,4 +57,43 @@ class GoalOrderLookup:
     recorded_at: datetime
     outcome: GoalProgressLogEntry | None = strawberry.field(
         description="The ledger row; null while the order waits to be processed."
+    )
+
+
+def assignment_row(row: RowOutcome) -> GoalAssignmentRow:
+    return GoalAssignmentRow(
+        line=row.line,
+        status=row.status,
+        user_id=row.user_id,
+        goal_id=row.goal_id,
+        error_code=row.error,
+        message=row.message,
+        user_goal_id=None
+        if row.user_goal is None
+        else strawberry.ID(relay.to_base64("UserGoal", str(row.user_goal.id))),
+    )
+
+
+def assignment_summary(result: UploadResult) -> GoalAssignmentSummary:
+    return GoalAssignmentSummary(
+        rows=len(result.rows),
+        valid=result.count(RowStatus.VALID),
+        assigned=result.count(RowStatus.ASSIGNED),
+        already_assigned=result.count(RowStatus.ALREADY_ASSIGNED),
+        errors=result.count(RowStatus.ERROR),
+    )
+
+
+def order_lookup(order: Order, entry: LogEntry | None) -> GoalOrderLookup:
+    return GoalOrderLookup(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        kind=order.kind,
+        status=order.status,
+        ride_class=order.ride_class,
+        payment_method=order.payment_method,
+        completed_at=order.completed_at,
+        city_timezone=order.city_timezone,
+        recorded_at=order.created_at,
+        outcome=None if entry is None else log_entry_node(entry),
     )

@@ -1,6 +1,7 @@
 """The `goalProgress` subscription: a user's goal events, pushed as they commit.
 
-Services publish goal events with `app.events.publish_after_commit` on the user's channel,
+Services publish goal events (`app/services/goals/events.py`) with
+`app.events.publish_after_commit` on the user's channel,
 `app.events.user_channel(user_id)` (`engage:user:<uuid>`). The message contract, one JSON
 object per event:
 
@@ -35,11 +36,10 @@ import strawberry
 import structlog
 from strawberry import relay
 
+from app.services.goals.events import EVENT_TYPE
 from schema.goals.types import UserGoalStatus
 
 log = structlog.get_logger("engage.goal_events")
-
-GOAL_EVENT_TYPE = "goal"
 
 
 @strawberry.enum(description="What happened to a user goal.")
@@ -70,7 +70,7 @@ class GoalProgressEvent:
 
 def goal_event_from(message: Mapping[str, Any]) -> GoalProgressEvent | None:
     """The event a pub/sub message carries; None for another type or a malformed message."""
-    if message.get("type") != GOAL_EVENT_TYPE:
+    if message.get("type") != EVENT_TYPE:
         return None
     try:
         return GoalProgressEvent(

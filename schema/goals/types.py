@@ -1,5 +1,6 @@
 """Personal goals, client side: the viewer's goals, achievements, notifications and the
-progress log.
+progress log, and the builders that make them from service views. Inputs and payloads are in
+`inputs.py`, error types in `errors.py`.
 
 Goal objects are built eagerly from one query row with the texts already localized, so
 every field is a plain attribute (async leaf resolvers cost far more than the data).
@@ -7,7 +8,6 @@ every field is a plain attribute (async leaf resolvers cost far more than the da
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any, cast
 
@@ -17,8 +17,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.models.goals import NotificationKind, UserGoalStatus
-from app.services.goals.conditions import ProgressReason, RollingPeriod
-from app.services.goals.lifecycle import snapshot_conditions
+from app.services.goals.conditions import ProgressReason, RollingPeriod, snapshot_conditions
 from app.services.goals.reading import AchievementView, GoalView, LogEntry
 from app.services.goals.texts import localize, localize_lines
 from schema.base import Money
@@ -188,45 +187,6 @@ class GoalProgressLogEntry(relay.Node):
         return [log_entry_node(entry) if entry else None for entry in visible]
 
 
-@strawberry.enum(description="Why achievements could not be acknowledged.")
-class AchievementsMarkSeenErrorCode(enum.Enum):
-    TOO_MANY_IDS = "TOO_MANY_IDS"
-
-
-@strawberry.type
-class AchievementsMarkSeenError:
-    code: AchievementsMarkSeenErrorCode
-    field: str | None
-    message: str
-
-
-@strawberry.input
-class GoalNotificationsMarkSeenInput:
-    ids: list[strawberry.ID] = strawberry.field(
-        description="GoalNotification ids (at most 100); unknown ids are ignored."
-    )
-
-
-@strawberry.type
-class GoalNotificationsMarkSeenPayload:
-    marked: int = strawberry.field(description="How many notifications became seen now.")
-    errors: list[AchievementsMarkSeenError]
-
-
-@strawberry.input
-class AchievementsMarkSeenInput:
-    goal_ids: list[strawberry.ID] = strawberry.field(
-        description="User goal ids (at most 100); unknown ids are ignored."
-    )
-
-
-@strawberry.type
-class AchievementsMarkSeenPayload:
-    marked: int = strawberry.field(description="How many achievements became seen now.")
-    has_unseen_achievements: bool
-    errors: list[AchievementsMarkSeenError]
-
-
 # ---- nodes built eagerly from service views (every field a plain attribute) -------------
 
 
@@ -292,6 +252,20 @@ def log_entry_node(entry: LogEntry) -> GoalProgressLogEntry:
         price=Money(amount_minor=entry.price_minor, currency=entry.currency),
         completed_at=entry.completed_at,
         processed_at=entry.processed_at,
+    )
+
+
+def achievement_node(item: AchievementView, locale: str | None) -> Achievement:
+    node = goal_node(item.goal, locale)
+    return Achievement(
+        goal=node,
+        goal_id=strawberry.ID(relay.to_base64("UserGoal", str(item.goal.id))),
+        title=node.title,
+        description=node.description,
+        progress=node.progress,
+        button_text=node.button_text,
+        created_at=item.created_at,
+        seen=item.seen_at is not None,
     )
 
 

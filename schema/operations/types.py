@@ -12,20 +12,10 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.models.operations import JobFailure, JobFailureStatus, JobPing
-from app.services.operations.jobs import JobErrorCode
 from schema.context import Context
 from schema.operations.loaders import JobFailureByIdLoader, JobPingByIdLoader
 from schema.permissions import visible_rows
 
-strawberry.enum(
-    JobErrorCode,
-    name="JobErrorCode",
-    description=(
-        "Why a job mutation was refused. NOT_FOUND: no such object (or the id is not one of "
-        "its type). INVALID_NOTE: the ping note is too long or not printable. ALREADY_RETRIED: "
-        "the failure was retried before. UNKNOWN_ACTOR: the failed job's actor no longer exists."
-    ),
-)
 strawberry.enum(
     JobFailureStatus,
     name="JobFailureStatus",
@@ -38,15 +28,6 @@ strawberry.enum(
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
-
-
-@strawberry.type(description="A rejected job mutation: what was wrong and with which field.")
-class JobError:
-    code: JobErrorCode = strawberry.field(description="What went wrong.")
-    field: str | None = strawberry.field(
-        description="The input field at fault, when one is; null for the request as a whole."
-    )
-    message: str = strawberry.field(description="A human-readable explanation, for operators.")
 
 
 @strawberry.type(
@@ -153,34 +134,3 @@ class JobPingNode(relay.Node):
         """Admins only."""
         found = await info.context.loaders[JobPingByIdLoader].load_many(list(node_ids))
         return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
-
-
-@strawberry.input(description="Which dead letter to send again.")
-class JobRetryInput:
-    id: strawberry.ID = strawberry.field(description="The JobFailure's global id.")
-
-
-@strawberry.input(description="A canary job to send through the pipeline.")
-class JobPingInput:
-    note: str | None = strawberry.field(
-        default="",
-        description="Printable text, at most 200 characters, to recognise the ping by.",
-    )
-
-
-@strawberry.type(description="The result of `jobRetry`.")
-class JobRetryPayload:
-    failure: JobFailureNode | None = strawberry.field(
-        default=None, description="The failure, now RETRIED; null when refused."
-    )
-    errors: list[JobError] = strawberry.field(
-        description="Why the retry was refused; empty if not."
-    )
-
-
-@strawberry.type(description="The result of `jobPing`.")
-class JobPingPayload:
-    ping: JobPingNode | None = strawberry.field(
-        default=None, description="The ping just sent; null when refused."
-    )
-    errors: list[JobError] = strawberry.field(description="Why the ping was refused; empty if not.")

@@ -1,11 +1,10 @@
-"""Promocodes, admin surface: the admin's view of a code (stats, grants, purchases), the attempt
-log with true reasons, and the admin error codes. Inputs and payloads are in
-`schema/promocodes_admin_inputs.py`; plans and purchases reuse the client types.
+"""Promocodes, admin surface: the admin's view of a code (stats, grants, purchases) and the
+attempt log with true reasons. Inputs and payloads are in `admin_inputs.py`, the error codes in
+`errors.py`; plans and purchases reuse the client types.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -85,61 +84,6 @@ strawberry.enum(
         "failure. TIMEOUT: no payment result within the reservation's TTL. ADMIN: by an admin."
     ),
 )
-
-
-@strawberry.enum(
-    name="PromocodeErrorCode",
-    description=(
-        "Why an admin promocode mutation was refused (`field` names the input at fault). "
-        "INVALID_CODE: empty, over 64 characters, or not A-Z 0-9 '-' '_'. CODE_TAKEN: the code "
-        "exists (case-insensitively). INVALID_VALUE: percent outside 1-100, a negative or zero "
-        "amount, or a fixed price above an eligible plan's price. INVALID_CURRENCY: missing, "
-        "unsupported, not the plans' currency, or given for a PERCENT/FREE code. "
-        "INVALID_DESCRIPTION, INVALID_REASON: too long or not printable. INVALID_PERIOD: "
-        "validUntil not after validFrom, in the past, or without an offset. INVALID_LIMIT: "
-        "maxUses, maxUsesPerUser, trialDays or discountedCycles out of range. TOO_MANY_PLANS, "
-        "UNKNOWN_PLAN, PLAN_NOT_ELIGIBLE (a plan not on sale). NOT_FOUND: no such object "
-        "(`field` says which; an id of another type counts as none). "
-        "NOT_GRANTABLE: a PUBLIC code can't be granted. INVALID_GRANTEES: no, too many or "
-        "malformed user/group ids. INVALID_SLUG, SLUG_TAKEN, INVALID_NAME, INVALID_PRICE, "
-        "INVALID_DURATION: plan fields. INVALID_GENERATE_REQUEST: a bulk request that can't be "
-        "met (count, length or prefix). NO_USERS, TOO_MANY_USERS: `promocodeApply`'s userIds."
-    ),
-)
-class PromocodeAdminErrorCode(enum.Enum):
-    """The promocode service's codes plus the generator's and admin-apply's refusals."""
-
-    INVALID_CODE = "INVALID_CODE"
-    CODE_TAKEN = "CODE_TAKEN"
-    INVALID_VALUE = "INVALID_VALUE"
-    INVALID_CURRENCY = "INVALID_CURRENCY"
-    INVALID_DESCRIPTION = "INVALID_DESCRIPTION"
-    INVALID_PERIOD = "INVALID_PERIOD"
-    INVALID_LIMIT = "INVALID_LIMIT"
-    TOO_MANY_PLANS = "TOO_MANY_PLANS"
-    UNKNOWN_PLAN = "UNKNOWN_PLAN"
-    PLAN_NOT_ELIGIBLE = "PLAN_NOT_ELIGIBLE"
-    NOT_FOUND = "NOT_FOUND"
-    NOT_GRANTABLE = "NOT_GRANTABLE"
-    INVALID_GRANTEES = "INVALID_GRANTEES"
-    INVALID_REASON = "INVALID_REASON"
-    INVALID_SLUG = "INVALID_SLUG"
-    SLUG_TAKEN = "SLUG_TAKEN"
-    INVALID_NAME = "INVALID_NAME"
-    INVALID_PRICE = "INVALID_PRICE"
-    INVALID_DURATION = "INVALID_DURATION"
-    INVALID_GENERATE_REQUEST = "INVALID_GENERATE_REQUEST"
-    NO_USERS = "NO_USERS"
-    TOO_MANY_USERS = "TOO_MANY_USERS"
-
-
-@strawberry.type(description="A refused admin promocode mutation: what was wrong, and where.")
-class PromocodeError:
-    code: PromocodeAdminErrorCode = strawberry.field(description="What went wrong.")
-    field: str | None = strawberry.field(
-        description="The input field at fault (camelCase); null for the request as a whole."
-    )
-    message: str = strawberry.field(description="A human-readable explanation, for operators.")
 
 
 @strawberry.type(description="How many released uses had one release reason.")

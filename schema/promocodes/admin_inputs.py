@@ -7,12 +7,13 @@ from datetime import datetime
 import strawberry
 
 from app.models.promocodes import Audience, PromocodeKind, Rejection, SubscriberEligibility
+from app.services.promocodes.batches import MAX_GENERATE_COUNT
 from app.services.promocodes.grants import Grantee, GrantStatus
 from app.services.promocodes.issuing import ApplyStatus
-from schema.promocodes.admin import PromocodeError, PromocodeNode
+from schema.promocodes.admin import PromocodeNode
+from schema.promocodes.errors import PromocodeError
 from schema.promocodes.types import PlanNode, PurchaseNode
 
-MAX_GENERATE_COUNT = 100_000
 GENERATE_SAMPLE_SIZE = 100
 
 strawberry.enum(

@@ -1,8 +1,11 @@
-"""Promocodes, client and service surface: plans, offers, quotes, purchases and their errors."""
+"""Promocodes, client and service surface: the Plan and Purchase nodes, offers and quotes.
+
+Inputs and payloads are in `inputs.py`, the error codes in `errors.py`, the admin's types in
+`admin.py` and `admin_inputs.py`.
+"""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +15,7 @@ from strawberry.types import Info
 
 from app.models.identity import Role
 from app.models.promocodes import Plan, Promocode, PromocodeKind, Purchase, PurchaseStatus
-from schema.base import IDEMPOTENCY_KEY_DESCRIPTION, Money
+from schema.base import Money
 from schema.context import Context
 from schema.identity.loaders import UserByIdLoader
 from schema.identity.types import UserNode
@@ -42,59 +45,6 @@ strawberry.enum(
         "it). CONFIRMED: paid. FAILED: the payment failed; the promocode use was released."
     ),
 )
-
-
-@strawberry.enum(
-    name="PurchaseErrorCode",
-    description=(
-        "Why a quote or purchase mutation was refused. Promocode rejections (field `code`): "
-        "NOT_FOUND (no such code, or not one available to you), INACTIVE, NOT_STARTED, "
-        "EXPIRED, EXHAUSTED (used up), ALREADY_USED_BY_USER (you used it as often as allowed), "
-        "PLAN_NOT_ELIGIBLE, SUBSCRIBER_NOT_ELIGIBLE (not for your subscription status), "
-        "USER_NOT_ACTIVE, RATE_LIMITED (too many rejected codes: wait `retryAfter` seconds). "
-        "Purchases: UNKNOWN_PLAN (field `planId`), NOT_FOUND (field `purchaseId`: no such "
-        "purchase), INVALID_STATE (a confirmed purchase can't fail, a failed one can't be "
-        "confirmed), RESERVATION_EXPIRED (the code's reservation lapsed and it is used up: "
-        "refund), INVALID_REASON, INVALID_IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_REUSED (the key was "
-        "used for a different request)."
-    ),
-)
-class PurchaseErrorCode(enum.Enum):
-    """The client-facing codes: the purchase service's codes plus the user-facing rejections.
-
-    NOT_ASSIGNED_TO_USER is deliberately absent: a code that isn't the caller's is NOT_FOUND.
-    """
-
-    NOT_FOUND = "NOT_FOUND"
-    INACTIVE = "INACTIVE"
-    NOT_STARTED = "NOT_STARTED"
-    EXPIRED = "EXPIRED"
-    EXHAUSTED = "EXHAUSTED"
-    ALREADY_USED_BY_USER = "ALREADY_USED_BY_USER"
-    PLAN_NOT_ELIGIBLE = "PLAN_NOT_ELIGIBLE"
-    SUBSCRIBER_NOT_ELIGIBLE = "SUBSCRIBER_NOT_ELIGIBLE"
-    USER_NOT_ACTIVE = "USER_NOT_ACTIVE"
-    RATE_LIMITED = "RATE_LIMITED"
-    UNKNOWN_PLAN = "UNKNOWN_PLAN"
-    INVALID_STATE = "INVALID_STATE"
-    RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
-    INVALID_REASON = "INVALID_REASON"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-
-
-@strawberry.type(description="A refused quote or purchase mutation: what was wrong, and where.")
-class PurchaseError:
-    code: PurchaseErrorCode = strawberry.field(description="What went wrong.")
-    field: str | None = strawberry.field(
-        description="The input field at fault (`code`, `planId`, `purchaseId`, `reason`, "
-        "`idempotencyKey`); null for the request as a whole."
-    )
-    message: str = strawberry.field(description="A human-readable explanation.")
-    retry_after: int | None = strawberry.field(
-        default=None,
-        description="Seconds to wait before trying a code again (RATE_LIMITED only), if known.",
-    )
 
 
 def _money(amount_minor: int, currency: str) -> Money:
@@ -289,76 +239,3 @@ class PurchaseNode(relay.Node):
             info, found, owner=lambda row: row.user_id, roles=(Role.ADMIN, Role.SERVICE)
         )
         return [cls.from_model(row) if row else None for row in visible]
-
-
-# ---- inputs and payloads ----------------------------------------------------------------------
-
-
-@strawberry.input(description="A promocode to try on a plan.")
-class PromocodeQuoteInput:
-    code: str = strawberry.field(description="The code as the user typed it (case-insensitive).")
-    plan_id: strawberry.ID = strawberry.field(description="The Plan's global id.")
-
-
-@strawberry.type(description="The result of `promocodeQuote`.")
-class PromocodeQuotePayload:
-    quote: PromocodeQuote | None = strawberry.field(
-        default=None, description="The price under the code; null when refused."
-    )
-    errors: list[PurchaseError] = strawberry.field(
-        description="Why the code was refused; empty if not."
-    )
-
-
-@strawberry.input(description="A plan to buy, optionally with a promocode.")
-class PurchaseCreateInput:
-    plan_id: strawberry.ID = strawberry.field(description="The Plan's global id.")
-    code: str | None = strawberry.field(
-        default=None, description="A promocode (case-insensitive); null to pay the list price."
-    )
-    idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY_DESCRIPTION)
-
-
-@strawberry.type(description="The result of `purchaseCreate`.")
-class PurchaseCreatePayload:
-    purchase: PurchaseNode | None = strawberry.field(
-        default=None,
-        description="The PENDING purchase (the promocode use is reserved); null when refused.",
-    )
-    errors: list[PurchaseError] = strawberry.field(
-        description="Why the purchase was refused; empty if not."
-    )
-
-
-@strawberry.input(description="A purchase whose payment succeeded.")
-class PurchaseConfirmInput:
-    purchase_id: strawberry.ID = strawberry.field(description="The Purchase's global id.")
-
-
-@strawberry.type(description="The result of `purchaseConfirm`.")
-class PurchaseConfirmPayload:
-    purchase: PurchaseNode | None = strawberry.field(
-        default=None, description="The purchase, now CONFIRMED; null when refused."
-    )
-    errors: list[PurchaseError] = strawberry.field(
-        description="Why the confirmation was refused; empty if not."
-    )
-
-
-@strawberry.input(description="A purchase whose payment failed.")
-class PurchaseFailInput:
-    purchase_id: strawberry.ID = strawberry.field(description="The Purchase's global id.")
-    reason: str = strawberry.field(
-        default="", description="Why the payment failed: at most 200 printable characters."
-    )
-
-
-@strawberry.type(description="The result of `purchaseFail`.")
-class PurchaseFailPayload:
-    purchase: PurchaseNode | None = strawberry.field(
-        default=None,
-        description="The purchase, now FAILED (its promocode use released); null when refused.",
-    )
-    errors: list[PurchaseError] = strawberry.field(
-        description="Why the failure was refused; empty if not."
-    )

@@ -1,22 +1,23 @@
-"""Plain async factories for goals test data, and a stand-in for the processing actor."""
+"""Plain async factories for goals test data, and a stand-in for the processing actor.
+
+Orders come from `tests.factories.orders`."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from app.models.base import utcnow
 from app.models.goals import GoalTemplate, UserGoal
-from app.models.outbox import OutboxMessage
 from app.runtime import Runtime
 from app.services.goals.assignment import Assignment, assign_goal
-from app.services.goals.conditions import OrderKind, OrderStatus
 from app.services.goals.granting import finish_goal
 from app.services.goals.processing import ProcessResult, process_order
-from app.services.orders.recording import OrderInput, RecordResult, record_order
+from app.services.orders.recording import OrderInput
+from tests.factories.orders import record
 
 WALLET_300 = {"type": "WALLET", "amountMinor": 30_000, "currency": "RUB"}
 
@@ -64,41 +65,6 @@ async def assign(
         )
 
 
-def order(
-    user_id: uuid.UUID,
-    *,
-    order_id: str | None = None,
-    status: OrderStatus = OrderStatus.COMPLETE,
-    ride_class: str | None = "comfort",
-    payment_method: str | None = "card",
-    price_minor: int = 50_000,
-    currency: str = "RUB",
-    completed_at: datetime | None = None,
-    city_timezone: str = "Europe/Moscow",
-    data: dict[str, Any] | None = None,
-) -> OrderInput:
-    done = completed_at or utcnow()
-    return OrderInput(
-        order_id=order_id or f"o-{uuid.uuid4().hex[:12]}",
-        user_id=user_id,
-        kind=OrderKind.RIDE,
-        status=status,
-        ride_class=ride_class,
-        payment_method=payment_method,
-        price_minor=price_minor,
-        currency=currency,
-        ordered_at=done - timedelta(minutes=30),
-        completed_at=None if status is OrderStatus.IN_PROGRESS else done,
-        city_timezone=city_timezone,
-        data=data or {},
-    )
-
-
-async def record(runtime: Runtime, data: OrderInput) -> RecordResult:
-    async with runtime.session_factory() as session, session.begin():
-        return await record_order(session, data)
-
-
 async def process(
     runtime: Runtime, order_id: str, user_id: uuid.UUID, *, now: datetime | None = None
 ) -> ProcessResult:
@@ -132,9 +98,3 @@ async def goals_of(runtime: Runtime, user_id: uuid.UUID) -> list[UserGoal]:
             select(UserGoal).where(UserGoal.user_id == user_id).order_by(UserGoal.position)
         )
         return list(rows)
-
-
-async def outbox_messages(runtime: Runtime, actor: str) -> list[dict[str, Any]]:
-    async with runtime.session_factory() as session:
-        rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.actor == actor))
-        return [row.kwargs for row in rows]

@@ -13,12 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.services.errors import DomainError
-from app.services.goals.assignment_csv import (
-    AssignmentFileError,
-    CsvRow,
-    RowError,
-    parse_assignment_csv,
-)
+from app.services.goals.assignment_csv import CsvRow, parse_assignment_csv
+from app.services.goals.codes import AssignErrorCode
+
+Code = AssignErrorCode
 
 USER = uuid.UUID("0b9d6d52-5b1c-4d8e-9a8e-1c6f3a1d2e4f")
 OTHER = uuid.UUID("6a0c2f0e-3d4b-4c1f-8f3e-2b7d9e5a1c3d")
@@ -82,7 +80,7 @@ def test_blank_lines_are_skipped_and_lines_still_count() -> None:
 def test_a_quoted_value_over_two_lines_counts_both() -> None:
     rows = parse(f'user_id,goal_id\n"{USER}",comfort-5\n"bad\nid",x\n{OTHER},comfort-5\n')
     assert [row.line for row in rows] == [2, 3, 5]
-    assert rows[1].error is RowError.INVALID_USER_ID
+    assert rows[1].error is Code.INVALID_USER_ID
 
 
 def test_times_with_offsets_become_utc_and_plain_dates_are_midnight_utc() -> None:
@@ -131,16 +129,16 @@ def test_the_line_ending_may_be_lf_crlf_or_cr() -> None:
 @pytest.mark.parametrize(
     ("user_id", "goal_id", "error", "message"),
     [
-        ("", "comfort-5", RowError.INVALID_USER_ID, "user_id is empty"),
-        ("42", "comfort-5", RowError.INVALID_USER_ID, "user_id '42' is not a UUID"),
-        (str(USER), "", RowError.INVALID_GOAL_ID, "goal_id is empty"),
-        (str(USER), "Comfort-5", RowError.INVALID_GOAL_ID, "goal_id 'Comfort-5' is not"),
-        (str(USER), "-comfort", RowError.INVALID_GOAL_ID, "goal_id"),
-        (str(USER), "comfort_5", RowError.INVALID_GOAL_ID, "goal_id"),
-        (str(USER), "a" * 65, RowError.INVALID_GOAL_ID, "goal_id"),
+        ("", "comfort-5", Code.INVALID_USER_ID, "user_id is empty"),
+        ("42", "comfort-5", Code.INVALID_USER_ID, "user_id '42' is not a UUID"),
+        (str(USER), "", Code.INVALID_GOAL_ID, "goal_id is empty"),
+        (str(USER), "Comfort-5", Code.INVALID_GOAL_ID, "goal_id 'Comfort-5' is not"),
+        (str(USER), "-comfort", Code.INVALID_GOAL_ID, "goal_id"),
+        (str(USER), "comfort_5", Code.INVALID_GOAL_ID, "goal_id"),
+        (str(USER), "a" * 65, Code.INVALID_GOAL_ID, "goal_id"),
     ],
 )
-def test_invalid_ids(user_id: str, goal_id: str, error: RowError, message: str) -> None:
+def test_invalid_ids(user_id: str, goal_id: str, error: AssignErrorCode, message: str) -> None:
     row = only_row(f"user_id,goal_id\n{user_id},{goal_id}\n")
     assert row.error is error
     assert row.message is not None and message in row.message
@@ -154,7 +152,7 @@ def test_a_64_character_goal_id_is_valid() -> None:
 def test_a_row_error_keeps_the_values_that_parsed() -> None:
     row = only_row(f"user_id,goal_id,ends_at\n{USER},comfort-5,tomorrow\n")
     assert (row.user_id, row.goal_id, row.ends_at) == (USER, "comfort-5", None)
-    assert row.error is RowError.INVALID_DATE
+    assert row.error is Code.INVALID_DATE
     assert row.message is not None and row.message.startswith("ends_at 'tomorrow'")
 
 
@@ -171,13 +169,13 @@ def test_a_row_error_keeps_the_values_that_parsed() -> None:
 )
 def test_invalid_dates(value: str) -> None:
     row = only_row(f"user_id,goal_id,starts_at\n{USER},g,{value}\n")
-    assert row.error is RowError.INVALID_DATE
+    assert row.error is Code.INVALID_DATE
     assert row.message is not None and row.message.startswith("starts_at ")
 
 
 def test_the_first_bad_column_is_reported() -> None:
     row = only_row("user_id,goal_id,starts_at\nnope,NOPE,never\n")
-    assert row.error is RowError.INVALID_USER_ID
+    assert row.error is Code.INVALID_USER_ID
 
 
 @pytest.mark.parametrize(
@@ -190,7 +188,7 @@ def test_the_first_bad_column_is_reported() -> None:
 )
 def test_ends_at_must_be_after_starts_at(starts_at: str, ends_at: str) -> None:
     row = only_row(f"user_id,goal_id,starts_at,ends_at\n{USER},g,{starts_at},{ends_at}\n")
-    assert row.error is RowError.END_BEFORE_START
+    assert row.error is Code.END_BEFORE_START
     assert row.message == "ends_at must be after starts_at."
 
 
@@ -204,11 +202,11 @@ def test_a_repeated_user_and_goal_is_a_duplicate_and_the_first_is_kept() -> None
         f"{USER.hex},a,2025-03-01\n"
     )
     assert [row.error for row in rows] == [
-        RowError.INVALID_DATE,
+        Code.INVALID_DATE,
         None,
         None,
         None,
-        RowError.DUPLICATE_ROW,
+        Code.DUPLICATE_ROW,
     ]
     assert rows[4].message == "user_id and goal_id repeat line 3."
     assert (rows[4].user_id, rows[4].goal_id) == (USER, "a")
@@ -220,13 +218,13 @@ def test_a_repeated_user_and_goal_is_a_duplicate_and_the_first_is_kept() -> None
 @pytest.mark.parametrize("data", ["", "\n\n", "\ufeff", "  \r\n,,\r\n"])
 def test_an_empty_file(data: str) -> None:
     error = file_error(data)
-    assert error.code is AssignmentFileError.EMPTY_FILE
+    assert error.code is Code.EMPTY_FILE
     assert error.message == "The file is empty."
 
 
 def test_a_header_without_rows() -> None:
     error = file_error("user_id,goal_id\n\n")
-    assert error.code is AssignmentFileError.EMPTY_FILE
+    assert error.code is Code.EMPTY_FILE
     assert "no rows" in error.message
 
 
@@ -236,7 +234,7 @@ def test_a_header_without_rows() -> None:
 )
 def test_a_missing_column(header: str, missing: str) -> None:
     error = file_error(f"{header}\nx\n")
-    assert error.code is AssignmentFileError.MISSING_COLUMN
+    assert error.code is Code.MISSING_COLUMN
     assert error.message.endswith(f"{missing}.")
 
 
@@ -250,26 +248,26 @@ def test_a_missing_column(header: str, missing: str) -> None:
 )
 def test_an_unknown_column(header: str, message: str) -> None:
     error = file_error(f"{header}\n{USER},a,b\n")
-    assert error.code is AssignmentFileError.UNKNOWN_COLUMN
+    assert error.code is Code.UNKNOWN_COLUMN
     assert message in error.message
 
 
 def test_a_repeated_column() -> None:
     error = file_error(f"user_id,goal_id,USER_ID\n{USER},a,{USER}\n")
-    assert error.code is AssignmentFileError.MALFORMED_CSV
+    assert error.code is Code.MALFORMED_CSV
     assert "twice" in error.message
 
 
 @pytest.mark.parametrize(("fields", "count"), [(f"{USER},a,2025-03-01", 3), (f"{USER}", 1)])
 def test_a_row_with_the_wrong_number_of_fields_names_its_line(fields: str, count: int) -> None:
     error = file_error(f"user_id,goal_id\n{OTHER},b\n\n{fields}\n")
-    assert error.code is AssignmentFileError.MALFORMED_CSV
+    assert error.code is Code.MALFORMED_CSV
     assert error.message == f"Line 4 has {count} fields; the header has 2."
 
 
 def test_undecodable_bytes_name_their_line() -> None:
     error = file_error(b"\xef\xbb\xbfuser_id,goal_id\n" + str(USER).encode() + b",caf\xe9\n")
-    assert error.code is AssignmentFileError.MALFORMED_CSV
+    assert error.code is Code.MALFORMED_CSV
     assert error.message == "Line 2 is not valid UTF-8."
 
 
@@ -282,7 +280,7 @@ def test_undecodable_bytes_name_their_line() -> None:
 )
 def test_unparsable_csv_names_the_line(text: str, line: int) -> None:
     error = file_error(text)
-    assert error.code is AssignmentFileError.MALFORMED_CSV
+    assert error.code is Code.MALFORMED_CSV
     assert error.message.startswith(f"Line {line} can't be read as CSV")
 
 
@@ -292,7 +290,7 @@ def test_the_row_cap() -> None:
     assert len(parse(header + rows, max_rows=3)) == 3
     assert len(parse(header + rows + "\n\n,\n", max_rows=3)) == 3  # blank lines don't count
     error = file_error(header + rows + f"{USER},g\n", max_rows=3)
-    assert error.code is AssignmentFileError.TOO_MANY_ROWS
+    assert error.code is Code.TOO_MANY_ROWS
     assert "more than 3 rows" in error.message
 
 
@@ -301,7 +299,7 @@ def test_the_default_row_cap_is_10000() -> None:
     rows = f"{USER},g\n" * 10_000
     assert len(parse(header + rows)) == 10_000
     error = file_error(header + rows + f"{USER},g\n")
-    assert error.code is AssignmentFileError.TOO_MANY_ROWS
+    assert error.code is Code.TOO_MANY_ROWS
 
 
 # --- round trip --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from app.services.goals.bonuses import (
     bonus_to_json,
     parse_bonus,
 )
-from app.services.goals.conditions import RideClass
+from app.services.orders.facts import RideClass
 
 Code = GoalErrorCode
 PERCENT = PromocodeBonusKind.PERCENT

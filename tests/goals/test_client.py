@@ -18,20 +18,20 @@ from app.models.base import utcnow
 from app.models.goals import UserGoal, UserGoalStatus
 from app.models.identity import Role, User
 from app.runtime import Runtime
-from app.services.goals.conditions import OrderStatus, ProgressReason
+from app.services.goals.conditions import ProgressReason
 from app.services.identity import users as user_service
+from app.services.orders.facts import OrderStatus
 from tests.factories.goals import (
     WALLET_300,
     assign,
     create_template,
     finish,
     goal,
-    order,
     process,
-    record,
     record_and_process,
 )
 from tests.factories.identity import PASSWORD, access_token, create_user, service_token
+from tests.factories.orders import order, record
 from tests.helpers import error_codes, gql
 
 GOAL_FIELDS = """

@@ -15,17 +15,9 @@ from app.models.goals import GoalProgressEntry, UserGoalStatus
 from app.models.wallet import WalletEntry
 from app.runtime import Runtime
 from app.services.orders.recording import OrderInput
-from tests.factories.goals import (
-    assign,
-    create_template,
-    finish,
-    goals_of,
-    order,
-    outbox_messages,
-    process,
-    record,
-)
+from tests.factories.goals import assign, create_template, finish, goals_of, process
 from tests.factories.identity import create_user
+from tests.factories.orders import order, outbox_messages, record
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

@@ -15,15 +15,13 @@ from app.services.goals.conditions import (
     GoalConditions,
     GoalErrorCode,
     MinPrice,
-    OrderKind,
-    PaymentMethod,
-    RideClass,
     RollingPeriod,
     conditions_to_json,
     goal_period,
     parse_conditions,
 )
 from app.services.goals.time_window import TimeWindow, parse_time_window
+from app.services.orders.facts import OrderKind, PaymentMethod, RideClass
 
 Code = GoalErrorCode
 START = datetime(2025, 3, 1, tzinfo=UTC)

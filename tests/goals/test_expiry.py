@@ -44,7 +44,8 @@ async def test_an_overdue_goal_is_missed_and_the_next_one_starts(runtime: Runtim
 async def test_an_order_after_the_deadline_counts_for_the_next_goal_before_expiry_runs(
     runtime: Runtime,
 ) -> None:
-    from tests.factories.goals import order, record_and_process
+    from tests.factories.goals import record_and_process
+    from tests.factories.orders import order
 
     user = await create_user(runtime)
     short = await create_template(runtime, conditions={"target": 3, "periodDays": 1})
@@ -127,7 +128,8 @@ async def test_deleting_the_account_ends_pending_goals_and_erases_order_data(
     from app.models.identity import User
     from app.models.orders import Order
     from app.services.identity.users import delete_account
-    from tests.factories.goals import order, record_and_process
+    from tests.factories.goals import record_and_process
+    from tests.factories.orders import order
 
     user = await create_user(runtime)
     first = await create_template(runtime)

@@ -12,18 +12,10 @@ from app.models.goals import GoalNotification, NotificationKind, UserGoal
 from app.models.promocodes import Audience, Promocode, PromocodeGrant, PromocodeKind
 from app.models.wallet import CashbackGrant, WalletEntry, WalletEntryKind
 from app.runtime import Runtime
-from app.services.goals.conditions import OrderStatus
-from tests.factories.goals import (
-    assign,
-    create_template,
-    finish,
-    goal,
-    order,
-    process,
-    record,
-    record_and_process,
-)
+from app.services.orders.facts import OrderStatus
+from tests.factories.goals import assign, create_template, finish, goal, process, record_and_process
 from tests.factories.identity import create_user
+from tests.factories.orders import order, record
 
 ONE_RIDE = {"target": 1, "periodDays": 5}
 

@@ -1,4 +1,5 @@
-"""Order facts and `match_order`: every progress reason, the check order, periods, DST."""
+"""`match_order`: every progress reason, the check order, periods, DST (order facts are
+tested in tests/orders/test_facts.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ from typing import Any
 
 import pytest
 
-from app.services.errors import DomainError
 from app.services.goals.conditions import (
     GoalConditions,
-    GoalErrorCode,
     MinPrice,
-    OrderKind,
-    OrderStatus,
-    PaymentMethod,
     ProgressReason,
-    RideClass,
     RollingPeriod,
 )
-from app.services.goals.matching import OrderFacts, match_order
+from app.services.goals.matching import match_order
 from app.services.goals.time_window import TimeWindow
+from app.services.orders.facts import OrderFacts, OrderKind, OrderStatus, PaymentMethod, RideClass
 
-Code = GoalErrorCode
 START = datetime(2025, 3, 1, tzinfo=UTC)
 EXPIRES = datetime(2025, 4, 1, tzinfo=UTC)
 
@@ -46,32 +41,6 @@ def order(**overrides: Any) -> OrderFacts:
 
 def match(conditions: GoalConditions, facts: OrderFacts) -> ProgressReason:
     return match_order(conditions, facts, goal_starts_at=START, goal_expires_at=EXPIRES)
-
-
-# --- order facts -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("overrides", "code", "field"),
-    [
-        ({"city_timezone": "Mars/Olympus"}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"city_timezone": ""}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"city_timezone": "../etc/passwd"}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"completed_at": None}, Code.INVALID_ORDER, "completedAt"),
-        ({"completed_at": datetime(2025, 3, 10, 20)}, Code.INVALID_ORDER, "completedAt"),
-        ({"price_minor": -1}, Code.INVALID_ORDER, "price.amountMinor"),
-        ({"price_minor": True}, Code.INVALID_ORDER, "price.amountMinor"),
-        ({"currency": "rub"}, Code.INVALID_CURRENCY, "price.currency"),
-    ],
-)
-def test_bad_order_facts(overrides: dict[str, Any], code: GoalErrorCode, field: str) -> None:
-    with pytest.raises(DomainError) as caught:
-        order(**overrides)
-    assert (caught.value.code, caught.value.field) == (code, field)
-
-
-def test_an_order_in_progress_needs_no_completion_time() -> None:
-    assert order(status=OrderStatus.IN_PROGRESS, completed_at=None).local_completed_at is None
 
 
 # --- matching ----------------------------------------------------------------------------

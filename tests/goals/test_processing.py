@@ -10,20 +10,19 @@ from sqlalchemy import func, select
 from app.models.base import utcnow
 from app.models.goals import GoalProgressEntry, UserGoalStatus
 from app.runtime import Runtime
-from app.services.goals.conditions import OrderStatus, ProgressReason
+from app.services.goals.conditions import ProgressReason
+from app.services.orders.facts import OrderStatus
 from app.services.orders.recording import RecordOutcome
 from tests.factories.goals import (
     assign,
     create_template,
     goal,
     goals_of,
-    order,
-    outbox_messages,
     process,
-    record,
     record_and_process,
 )
 from tests.factories.identity import create_user
+from tests.factories.orders import order, outbox_messages, record
 
 
 async def _ledger(runtime: Runtime, order_id: str) -> GoalProgressEntry:

@@ -14,15 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.models.goals import UserGoalStatus
 from app.models.identity import User
 from app.runtime import Runtime
-from tests.factories.goals import (
-    assign,
-    create_template,
-    finish,
-    goals_of,
-    order,
-    record_and_process,
-)
+from tests.factories.goals import assign, create_template, finish, goals_of, record_and_process
 from tests.factories.identity import access_token, create_user
+from tests.factories.orders import order
 from tests.helpers import gql
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -40,7 +40,7 @@ subscription Goals {
 
 
 def goal_message(user_goal_id: uuid.UUID, current: int, **changes: Any) -> dict[str, Any]:
-    """A message in the contract of schema/goal_events.py."""
+    """A message in the contract of schema/goals/events.py."""
     message = {
         "type": "goal",
         "kind": "PROGRESS",

@@ -16,8 +16,8 @@ from app.models.base import utcnow
 from app.models.identity import User, UserStatus
 from app.models.orders import Order
 from app.runtime import Runtime
-from tests.factories.goals import outbox_messages
 from tests.factories.identity import PASSWORD, access_token, create_user, service_token
+from tests.factories.orders import outbox_messages
 from tests.helpers import error_codes, gql, row_counts
 
 PROCESS = "goals.process_order"

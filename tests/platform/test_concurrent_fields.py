@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from app.models.promocodes import Plan
 from app.runtime import Runtime
 from tests.factories.identity import access_token, create_user
+from tests.factories.promocodes import create_plan
 from tests.helpers import gql
 
 SIBLINGS = """
@@ -25,10 +25,7 @@ query {
 async def test_root_and_nested_siblings_share_one_session(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    async with runtime.session_factory() as session, session.begin():
-        session.add(
-            Plan(slug="monthly", name="Monthly", price_minor=100, currency="RUB", duration_days=30)
-        )
+    await create_plan(runtime, "monthly", price_minor=100)
     user = await create_user(runtime, "siblings@example.com")
     body = await gql(client, SIBLINGS, token=await access_token(runtime, user))
     assert "errors" not in body, body

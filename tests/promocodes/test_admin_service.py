@@ -36,7 +36,8 @@ from app.services.errors import DomainError
 from app.services.identity import groups as group_service
 from app.services.identity import users as user_service
 from app.services.promocodes import codes, grants, stats
-from app.services.promocodes.codes import UNSET, PromocodeErrorCode, PromocodeInput, PromocodeUpdate
+from app.services.promocodes.codes import UNSET, PromocodeInput, PromocodeUpdate
+from app.services.promocodes.errors import PromocodeErrorCode
 from app.services.promocodes.grants import Grantee, GrantOutcome, GrantStatus
 from tests.factories.identity import create_user
 from tests.helpers import row_counts

@@ -23,6 +23,7 @@ from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.purchases import create_purchase, fail_purchase
 from tests.factories.identity import create_user
+from tests.factories.promocodes import create_plan, create_promocode
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
@@ -33,18 +34,10 @@ CALLS_PER_USER = 4  # each user tries more often than the per-user limit allows
 
 
 async def _plan_and_code(runtime: Runtime) -> tuple[Plan, Promocode]:
-    async with runtime.session_factory() as session, session.begin():
-        plan = Plan(
-            slug="monthly", name="Monthly", price_minor=49_900, currency="RUB", duration_days=30
-        )
-        code = Promocode(
-            code="RUSH",
-            kind=PromocodeKind.PERCENT,
-            value=50,
-            max_uses=MAX_USES,
-            max_uses_per_user=PER_USER,
-        )
-        session.add_all([plan, code])
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    code = await create_promocode(
+        runtime, "RUSH", PromocodeKind.PERCENT, 50, max_uses=MAX_USES, max_uses_per_user=PER_USER
+    )
     return plan, code
 
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.promocodes import (
     Audience,
-    Plan,
     Promocode,
     PromocodeKind,
     SubscriberEligibility,
@@ -21,6 +20,7 @@ from app.models.promocodes import (
 )
 from app.runtime import Runtime
 from app.services.promocodes.generator import generate, insert_generated
+from tests.factories.promocodes import create_plan
 
 VALID_FROM = datetime(2030, 1, 1, tzinfo=UTC)
 TEMPLATE: dict[str, Any] = {
@@ -50,13 +50,6 @@ async def _codes(session: AsyncSession, batch_id: uuid.UUID | None = None) -> li
 async def _preinsert(session: AsyncSession, codes: list[str]) -> None:
     session.add_all(Promocode(code=code, kind=PromocodeKind.FREE, value=0) for code in codes)
     await session.flush()
-
-
-async def _plan(session: AsyncSession, slug: str) -> Plan:
-    plan = Plan(slug=slug, name=slug, price_minor=999, currency="EUR", duration_days=30)
-    session.add(plan)
-    await session.flush()
-    return plan
 
 
 async def test_inserts_count_distinct_codes_copying_the_template(runtime: Runtime) -> None:
@@ -127,8 +120,8 @@ async def test_a_database_full_of_such_codes_is_refused(runtime: Runtime) -> Non
 
 
 async def test_eligible_plans_are_copied_to_every_code(runtime: Runtime) -> None:
+    plans = [await create_plan(runtime, price_minor=999, currency="EUR") for _ in range(2)]
     async with runtime.session_factory() as session, session.begin():
-        plans = [await _plan(session, f"plan-{uuid.uuid4().hex[:8]}") for _ in range(2)]
         plan_ids = [plan.id for plan in plans]
         batch_id = uuid.uuid4()
         template = TEMPLATE | {"plan_ids": [*plan_ids, plan_ids[0]]}  # a repeat is ignored

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.models.promocodes import Plan, Promocode, PromocodeAttempt, PromocodeKind, Rejection
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
+from app.services.promocodes.errors import PurchaseErrorCode
 from app.services.promocodes.issuing import (
     ApplyStatus,
     PersonalCode,
@@ -18,25 +19,16 @@ from app.services.promocodes.issuing import (
 )
 from app.services.promocodes.purchases import create_purchase
 from tests.factories.identity import create_user
+from tests.factories.promocodes import create_plan, create_promocode
 
 
 async def _plan(runtime: Runtime) -> Plan:
-    async with runtime.session_factory() as session, session.begin():
-        plan = Plan(
-            slug=f"p-{uuid.uuid4().hex[:6]}",
-            name="Monthly",
-            price_minor=50_000,
-            currency="RUB",
-            duration_days=30,
-        )
-        session.add(plan)
-    return plan
+    return await create_plan(runtime, name="Monthly", price_minor=50_000)
 
 
 async def test_apply_reports_every_user_and_partial_success(runtime: Runtime) -> None:
     plan = await _plan(runtime)
-    async with runtime.session_factory() as session, session.begin():
-        session.add(Promocode(code="GIFT-TWO", kind=PromocodeKind.FREE, value=0, max_uses=2))
+    await create_promocode(runtime, "GIFT-TWO", PromocodeKind.FREE, 0, max_uses=2)
     users = [await create_user(runtime) for _ in range(3)]
     stranger = uuid.uuid4()
     async with runtime.session_factory() as session, session.begin():
@@ -93,7 +85,7 @@ async def test_personal_bonus_code_is_single_use_and_only_for_its_owner(
 
     with pytest.raises(PromocodeRejected) as hidden:
         await buy(other.id)
-    assert hidden.value.code is Rejection.NOT_FOUND
+    assert hidden.value.code is PurchaseErrorCode.NOT_FOUND
     assert hidden.value.reason is Rejection.NOT_ASSIGNED_TO_USER
     assert await buy(owner.id) == 37_500
     with pytest.raises(PromocodeRejected) as again:

@@ -22,33 +22,27 @@ from app.models.promocodes import (
 from app.runtime import Runtime
 from app.services.errors import DomainError
 from app.services.promocodes.attempts import Caller
+from app.services.promocodes.errors import PurchaseErrorCode
 from app.services.promocodes.purchases import (
-    PurchaseErrorCode,
     confirm_purchase,
     create_purchase,
     fail_purchase,
     release_stale_reservations,
 )
 from tests.factories.identity import create_user
+from tests.factories.promocodes import create_plan, create_promocode
 
 
 async def _setup(runtime: Runtime, *, max_uses: int = 1) -> tuple[Plan, Promocode]:
-    async with runtime.session_factory() as session, session.begin():
-        plan = Plan(
-            slug=f"p-{uuid.uuid4().hex[:6]}",
-            name="Yearly",
-            price_minor=99_000,
-            currency="RUB",
-            duration_days=365,
-        )
-        code = Promocode(
-            code=f"ONE-{uuid.uuid4().hex[:6]}".upper(),
-            kind=PromocodeKind.AMOUNT,
-            value=10_000,
-            currency="RUB",
-            max_uses=max_uses,
-        )
-        session.add_all([plan, code])
+    plan = await create_plan(runtime, name="Yearly", price_minor=99_000, duration_days=365)
+    code = await create_promocode(
+        runtime,
+        f"ONE-{uuid.uuid4().hex[:6]}",
+        PromocodeKind.AMOUNT,
+        10_000,
+        currency="RUB",
+        max_uses=max_uses,
+    )
     return plan, code
 
 

@@ -6,11 +6,11 @@ import httpx
 from strawberry.relay import to_base64
 
 from app.models.identity import Role
-from app.models.promocodes import Plan
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller
 from app.services.promocodes.purchases import create_purchase
 from tests.factories.identity import access_token, create_user, service_token
+from tests.factories.promocodes import create_plan
 from tests.helpers import gql
 
 NODE = "query N($id: ID!) { node(id: $id) { ... on Purchase { buyer { email } } } }"
@@ -21,10 +21,8 @@ async def test_buyer_is_shown_to_the_buyer_and_admins_only(
 ) -> None:
     buyer = await create_user(runtime, "buyer@example.com")
     admin = await create_user(runtime, "boss@example.com", roles=(Role.USER, Role.ADMIN))
+    plan = await create_plan(runtime, "m", name="Monthly", price_minor=100)
     async with runtime.session_factory() as session, session.begin():
-        plan = Plan(slug="m", name="Monthly", price_minor=100, currency="RUB", duration_days=30)
-        session.add(plan)
-        await session.flush()
         purchase, _ = await create_purchase(
             session,
             Caller(buyer),

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,24 +34,13 @@ from app.models.goals import (
 from app.models.identity import AuditLog, User, UserStatus
 from app.services.errors import DomainError
 from app.services.goals.assignment_csv import CsvRow, ParsedCsv
+from app.services.goals.codes import AssignErrorCode
 from app.services.goals.conditions import parse_conditions
-from app.services.goals.lifecycle import activate_next, has_active_goal, lock_user
-from app.services.goals.lifecycle import notify as add_notification
+from app.services.goals.lifecycle import activate_next, has_active_goal
+from app.services.goals.locking import lock_user
 from app.services.goals.metrics import GOALS_ASSIGNED
+from app.services.goals.notifications import notify as add_notification
 from app.uow import on_commit
-
-
-class AssignErrorCode(enum.Enum):
-    UNKNOWN_USER = "UNKNOWN_USER"
-    UNKNOWN_GOAL = "UNKNOWN_GOAL"
-    GOAL_ARCHIVED = "GOAL_ARCHIVED"
-    ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
-    INVALID_PERIOD = "INVALID_PERIOD"
-
-
-class UploadErrorCode(enum.Enum):
-    NOT_A_FILE = "NOT_A_FILE"
-    FILE_TOO_LARGE = "FILE_TOO_LARGE"
 
 
 class RowStatus(enum.StrEnum):
@@ -74,7 +64,7 @@ class RowOutcome:
     status: RowStatus
     user_id: uuid.UUID | None
     goal_id: str | None
-    error: str | None = None
+    error: AssignErrorCode | None = None
     message: str | None = None
     user_goal: UserGoal | None = None
     starts_at: datetime | None = None
@@ -268,19 +258,19 @@ def _validate_row(
     pending: set[tuple[uuid.UUID, str]],
     now: datetime,
 ) -> RowOutcome:
-    def error(code: str, message: str) -> RowOutcome:
+    def error(code: AssignErrorCode, message: str) -> RowOutcome:
         return RowOutcome(row.line, RowStatus.ERROR, row.user_id, row.goal_id, code, message)
 
     if row.error is not None:
-        return error(row.error.value, row.message or row.error.value)
+        return error(row.error, row.message or row.error.value)
     assert row.user_id is not None and row.goal_id is not None
     if row.user_id not in users:
-        return error(AssignErrorCode.UNKNOWN_USER.value, f"user_id: no such user {row.user_id}.")
+        return error(AssignErrorCode.UNKNOWN_USER, f"user_id: no such user {row.user_id}.")
     try:
         _check_template(templates.get(row.goal_id), "goal_id")
         _check_window(Assignment(row.user_id, row.goal_id, row.starts_at, row.ends_at), now)
-    except DomainError as exc:
-        return error(exc.code.value, f"{exc.field}: {exc.message}")
+    except DomainError as exc:  # both checks raise AssignErrorCode
+        return error(cast(AssignErrorCode, exc.code), f"{exc.field}: {exc.message}")
     if (row.user_id, row.goal_id) in pending:
         return RowOutcome(
             row.line,

@@ -21,13 +21,14 @@ The format:
   template's period, `ends_at` alone is a custom deadline. With both, `ends_at` must be after
   `starts_at`.
 
-`parse_assignment_csv` raises `DomainError(AssignmentFileError.X, message, field="file")` for
+Codes are `AssignErrorCode` members (`codes.py`), one enum for the whole upload.
+`parse_assignment_csv` raises `DomainError(AssignErrorCode.X, message, field="file")` for
 a file it can't take as a whole: undecodable bytes, broken quoting or a row with the wrong
 number of fields (MALFORMED_CSV, naming the line), no header or no rows (EMPTY_FILE), more
 than `max_rows` rows (TOO_MANY_ROWS), a required column missing (MISSING_COLUMN) or an unknown
 one (UNKNOWN_COLUMN). Otherwise every row comes back as a `CsvRow` with its line number
 (the header is line 1 unless blank lines precede it; a quoted value spanning lines counts
-them all), its parsed values and, when it can't be assigned, a `RowError` and a message that
+them all), its parsed values and, when it can't be assigned, an error code and a message that
 names the column. A row with an error keeps the values that did parse, for the report. A row
 repeating the (user_id, goal_id) of an earlier valid row is DUPLICATE_ROW; the first is kept.
 """
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import enum
 import hashlib
 import io
 import re
@@ -46,15 +46,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from app.services.errors import DomainError
+from app.services.goals.codes import AssignErrorCode
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_MAX_ROWS",
     "REQUIRED_COLUMNS",
-    "AssignmentFileError",
     "CsvRow",
     "ParsedCsv",
-    "RowError",
     "parse_assignment_csv",
 ]
 
@@ -66,26 +65,7 @@ FILE_FIELD = "file"
 _GOAL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # as goal template ids
 _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SHOWN_VALUE_LENGTH = 40
-
-
-class AssignmentFileError(enum.Enum):
-    """Why a whole file is refused."""
-
-    MALFORMED_CSV = "MALFORMED_CSV"
-    EMPTY_FILE = "EMPTY_FILE"
-    TOO_MANY_ROWS = "TOO_MANY_ROWS"
-    MISSING_COLUMN = "MISSING_COLUMN"
-    UNKNOWN_COLUMN = "UNKNOWN_COLUMN"
-
-
-class RowError(enum.Enum):
-    """Why one row can't be assigned; the other rows still can."""
-
-    INVALID_USER_ID = "INVALID_USER_ID"
-    INVALID_GOAL_ID = "INVALID_GOAL_ID"
-    INVALID_DATE = "INVALID_DATE"
-    END_BEFORE_START = "END_BEFORE_START"
-    DUPLICATE_ROW = "DUPLICATE_ROW"
+Code = AssignErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +75,7 @@ class CsvRow:
     goal_id: str | None = None
     starts_at: datetime | None = None  # UTC
     ends_at: datetime | None = None  # UTC
-    error: RowError | None = None
+    error: AssignErrorCode | None = None
     message: str | None = None
 
     @property
@@ -110,7 +90,7 @@ class ParsedCsv:
 
 
 class _RowProblem(Exception):
-    def __init__(self, error: RowError, message: str) -> None:
+    def __init__(self, error: AssignErrorCode, message: str) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
@@ -122,15 +102,15 @@ def parse_assignment_csv(data: bytes, *, max_rows: int = DEFAULT_MAX_ROWS) -> Pa
     records = _records(_decode(data))
     header = next(records, None)
     if header is None:
-        raise _file_error(AssignmentFileError.EMPTY_FILE, "The file is empty.")
+        raise _file_error(Code.EMPTY_FILE, "The file is empty.")
     columns = _read_header(header[1])
     rows = _mark_duplicates(_read_rows(records, columns, len(header[1]), max_rows))
     if not rows:
-        raise _file_error(AssignmentFileError.EMPTY_FILE, "The file has a header but no rows.")
+        raise _file_error(Code.EMPTY_FILE, "The file has a header but no rows.")
     return ParsedCsv(rows=rows, content_hash=hashlib.sha256(data).hexdigest())
 
 
-def _file_error(code: AssignmentFileError, message: str) -> DomainError:
+def _file_error(code: AssignErrorCode, message: str) -> DomainError:
     return DomainError(code, message, FILE_FIELD)
 
 
@@ -140,9 +120,7 @@ def _decode(data: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body[: exc.start].count(b"\n") + 1
-        raise _file_error(
-            AssignmentFileError.MALFORMED_CSV, f"Line {line} is not valid UTF-8."
-        ) from exc
+        raise _file_error(Code.MALFORMED_CSV, f"Line {line} is not valid UTF-8.") from exc
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -156,7 +134,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
             return
         except csv.Error as exc:
             raise _file_error(
-                AssignmentFileError.MALFORMED_CSV, f"Line {line} can't be read as CSV: {exc}."
+                Code.MALFORMED_CSV, f"Line {line} can't be read as CSV: {exc}."
             ) from exc
         if any(field.strip() for field in fields):
             yield line, fields
@@ -168,22 +146,18 @@ def _read_header(fields: Sequence[str]) -> dict[str, int]:
     for index, raw in enumerate(fields):
         name = raw.strip().lower()
         if not name:
-            raise _file_error(
-                AssignmentFileError.UNKNOWN_COLUMN, f"Column {index + 1} of the header has no name."
-            )
+            raise _file_error(Code.UNKNOWN_COLUMN, f"Column {index + 1} of the header has no name.")
         if name not in COLUMNS:
             raise _file_error(
-                AssignmentFileError.UNKNOWN_COLUMN,
+                Code.UNKNOWN_COLUMN,
                 f"Unknown column {raw.strip()!r}; the columns are {', '.join(COLUMNS)}.",
             )
         if name in columns:
-            raise _file_error(
-                AssignmentFileError.MALFORMED_CSV, f"The header names {name!r} twice."
-            )
+            raise _file_error(Code.MALFORMED_CSV, f"The header names {name!r} twice.")
         columns[name] = index
     if missing := [name for name in REQUIRED_COLUMNS if name not in columns]:
         raise _file_error(
-            AssignmentFileError.MISSING_COLUMN,
+            Code.MISSING_COLUMN,
             f"The header lacks the column(s) {', '.join(missing)}.",
         )
     return columns
@@ -196,12 +170,12 @@ def _read_rows(
     for line, fields in records:
         if len(fields) != width:
             raise _file_error(
-                AssignmentFileError.MALFORMED_CSV,
+                Code.MALFORMED_CSV,
                 f"Line {line} has {len(fields)} fields; the header has {width}.",
             )
         if len(rows) == max_rows:
             raise _file_error(
-                AssignmentFileError.TOO_MANY_ROWS,
+                Code.TOO_MANY_ROWS,
                 f"The file has more than {max_rows} rows; split it into smaller files.",
             )
         values = {name: fields[index].strip() for name, index in columns.items()}
@@ -230,21 +204,19 @@ def _shown(value: str) -> str:
 
 def _read_user_id(value: str) -> uuid.UUID:
     if not value:
-        raise _RowProblem(RowError.INVALID_USER_ID, "user_id is empty.")
+        raise _RowProblem(Code.INVALID_USER_ID, "user_id is empty.")
     try:
         return uuid.UUID(value)
     except ValueError as exc:
-        raise _RowProblem(
-            RowError.INVALID_USER_ID, f"user_id {_shown(value)} is not a UUID."
-        ) from exc
+        raise _RowProblem(Code.INVALID_USER_ID, f"user_id {_shown(value)} is not a UUID.") from exc
 
 
 def _read_goal_id(value: str) -> str:
     if not value:
-        raise _RowProblem(RowError.INVALID_GOAL_ID, "goal_id is empty.")
+        raise _RowProblem(Code.INVALID_GOAL_ID, "goal_id is empty.")
     if not _GOAL_ID.fullmatch(value):
         raise _RowProblem(
-            RowError.INVALID_GOAL_ID,
+            Code.INVALID_GOAL_ID,
             f"goal_id {_shown(value)} is not a goal template id: lower-case letters, digits "
             "and hyphens, at most 64, such as comfort-5.",
         )
@@ -264,7 +236,7 @@ def _read_moment(value: str, column: str) -> datetime | None:
     except (ValueError, OverflowError):
         pass
     raise _RowProblem(
-        RowError.INVALID_DATE,
+        Code.INVALID_DATE,
         f"{column} {_shown(value)} is not a date (2025-03-01) or a time with an offset "
         "(2025-03-01T09:00:00+03:00).",
     )
@@ -272,7 +244,7 @@ def _read_moment(value: str, column: str) -> datetime | None:
 
 def _check_order(starts_at: datetime | None, ends_at: datetime | None) -> None:
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        raise _RowProblem(RowError.END_BEFORE_START, "ends_at must be after starts_at.")
+        raise _RowProblem(Code.END_BEFORE_START, "ends_at must be after starts_at.")
 
 
 def _mark_duplicates(rows: list[CsvRow]) -> list[CsvRow]:
@@ -283,7 +255,7 @@ def _mark_duplicates(rows: list[CsvRow]) -> list[CsvRow]:
         if row.ok and key in first_line:
             row = replace(
                 row,
-                error=RowError.DUPLICATE_ROW,
+                error=Code.DUPLICATE_ROW,
                 message=f"user_id and goal_id repeat line {first_line[key]}.",
             )
         elif row.ok:

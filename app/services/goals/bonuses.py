@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 from app.services.errors import DomainError
 from app.services.goals.codes import GoalErrorCode
-from app.services.goals.conditions import RideClass
 from app.services.goals.fields import (
     MAX_MINOR,
     check_keys,
@@ -29,6 +28,7 @@ from app.services.goals.fields import (
     read_int,
     read_mapping,
 )
+from app.services.orders.facts import RideClass
 
 __all__ = [
     "Bonus",

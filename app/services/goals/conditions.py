@@ -14,15 +14,21 @@ form back (sorted lists, UTC times): `parse_conditions(conditions_to_json(c)) ==
       "minPrice": {"amountMinor": 50000, "currency": "RUB"},  # optional
       "orderKinds": ["RIDE"]                     # absent = RIDE; never empty
     }
+
+Ride classes, payment methods and order kinds are the orders domain's values
+(`app/services/orders/facts.py`). `snapshot_conditions` reads a user goal's stored copy.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from app.services.errors import DomainError
 from app.services.goals.codes import GoalErrorCode
@@ -36,58 +42,26 @@ from app.services.goals.fields import (
     read_moment,
 )
 from app.services.goals.time_window import TimeWindow, parse_time_window
+from app.services.orders.facts import OrderKind, PaymentMethod, RideClass
 
 __all__ = [
     "FixedPeriod",
     "GoalConditions",
     "GoalErrorCode",
     "MinPrice",
-    "OrderKind",
-    "OrderStatus",
-    "PaymentMethod",
     "Period",
     "ProgressReason",
-    "RideClass",
     "RollingPeriod",
     "conditions_to_json",
     "goal_period",
     "parse_conditions",
+    "snapshot_conditions",
 ]
 
 Code = GoalErrorCode
 
 MIN_TARGET, MAX_TARGET = 1, 1000
 MIN_PERIOD_DAYS, MAX_PERIOD_DAYS = 1, 366
-
-
-class RideClass(enum.StrEnum):
-    ECONOM = "econom"
-    COMFORT = "comfort"
-    COMFORT_PLUS = "comfort_plus"
-    BUSINESS = "business"
-    MINIVAN = "minivan"
-    PREMIER = "premier"
-
-
-class PaymentMethod(enum.StrEnum):
-    CARD = "card"
-    CASH = "cash"
-    WALLET = "wallet"
-    FAMILY = "family"
-
-
-class OrderKind(enum.StrEnum):
-    """The kind of event a goal counts; stored as text, so a new kind is a new member only."""
-
-    RIDE = "RIDE"
-    PLUS_PURCHASE = "PLUS_PURCHASE"
-
-
-class OrderStatus(enum.StrEnum):
-    COMPLETE = "COMPLETE"
-    CANCELLED = "CANCELLED"
-    REFUNDED = "REFUNDED"
-    IN_PROGRESS = "IN_PROGRESS"
 
 
 class ProgressReason(enum.StrEnum):
@@ -183,6 +157,16 @@ def parse_conditions(
         min_price=None if price is None else _parse_min_price(price, f"{field}.minPrice"),
         order_kinds=_parse_order_kinds(data.get("orderKinds"), f"{field}.orderKinds"),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _conditions_from_bytes(raw: bytes) -> GoalConditions:
+    return parse_conditions(orjson.loads(raw))
+
+
+def snapshot_conditions(data: Mapping[str, Any]) -> GoalConditions:
+    """A user goal's stored conditions, parsed once per distinct snapshot (they are immutable)."""
+    return _conditions_from_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
 def _parse_period(data: Mapping[str, Any], field: str, now: datetime | None) -> Period:

@@ -17,14 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.goals import NotificationKind, UserGoal, UserGoalStatus
-from app.services.goals.lifecycle import (
-    GoalEventKind,
-    activate_next,
-    event_for,
-    lock_user,
-    mark_missed,
-    notify,
-)
+from app.services.goals.events import GoalEventKind, event_for
+from app.services.goals.lifecycle import activate_next, mark_missed
+from app.services.goals.locking import lock_user
+from app.services.goals.notifications import notify
 
 
 async def expire_due(

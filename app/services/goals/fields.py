@@ -12,9 +12,19 @@ from typing import Any, TypeVar
 
 from app.services.errors import DomainError
 from app.services.goals.codes import GoalErrorCode
-from app.services.promocodes.rules import CURRENCIES
+from app.services.validation import MAX_MINOR, InvalidValue, check_currency
 
-MAX_MINOR = 2_000_000_000  # money fits the 32-bit integer columns, as in promocodes
+__all__ = [
+    "MAX_MINOR",
+    "check_keys",
+    "read_currency",
+    "read_enum",
+    "read_enum_set",
+    "read_int",
+    "read_mapping",
+    "read_moment",
+    "read_str",
+]
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -69,12 +79,14 @@ def read_enum_set(
 
 
 def read_currency(value: object, field: str) -> str:
-    """An ISO 4217 code the product sells in (the promocodes list), upper-case as written."""
+    """An ISO 4217 code the product sells in (`app.services.validation`), upper-case as
+    written."""
     code = GoalErrorCode.INVALID_CURRENCY
     text = read_str(value, field, code)
-    if text not in CURRENCIES:
-        raise DomainError(code, "Use a supported ISO 4217 currency such as RUB.", field)
-    return text
+    try:
+        return check_currency(text)
+    except InvalidValue as exc:
+        raise DomainError(code, str(exc), field) from exc
 
 
 def read_moment(value: object, field: str, code: GoalErrorCode) -> datetime:

@@ -16,10 +16,9 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_insert
 from app.models.goals import NotificationKind, UserGoal, UserGoalStatus
 from app.models.promocodes import PromocodeKind
-from app.models.wallet import CashbackGrant, WalletEntry, WalletEntryKind
+from app.models.wallet import WalletEntryKind
 from app.services.goals.bonuses import (
     Bonus,
     BonusType,
@@ -28,9 +27,11 @@ from app.services.goals.bonuses import (
     WalletBonus,
     parse_bonus,
 )
-from app.services.goals.lifecycle import GoalEventKind, event_for, notify
+from app.services.goals.events import GoalEventKind, event_for
 from app.services.goals.metrics import GOAL_BONUSES_GRANTED
+from app.services.goals.notifications import notify
 from app.services.promocodes.issuing import PersonalCode, issue_personal_code
+from app.services.wallet import cashback, ledger
 from app.uow import on_commit
 
 GRANTED_BY = "goals"
@@ -101,22 +102,15 @@ class WalletHandler:
     async def grant(
         self, session: AsyncSession, goal: UserGoal, bonus: WalletBonus, now: datetime
     ) -> Granted:
-        entry_id = uuid.uuid4()
-        await session.execute(
-            upsert_insert(session, WalletEntry)
-            .values(
-                id=entry_id,
-                user_id=goal.user_id,
-                amount_minor=bonus.amount_minor,
-                currency=bonus.currency,
-                kind=WalletEntryKind.GOAL_BONUS,
-                source_key=f"goal:{goal.id}",
-                user_goal_id=goal.id,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["source_key"])
+        entry = ledger.Entry(
+            user_id=goal.user_id,
+            amount_minor=bonus.amount_minor,
+            currency=bonus.currency,
+            kind=WalletEntryKind.GOAL_BONUS,
+            source_key=f"goal:{goal.id}",
+            user_goal_id=goal.id,
         )
+        entry_id = await ledger.credit(session, entry, now=now)
         return Granted(
             ref=f"wallet:{entry_id}",
             details={"amountMinor": bonus.amount_minor, "currency": bonus.currency},
@@ -129,15 +123,14 @@ class CashbackHandler:
     async def grant(
         self, session: AsyncSession, goal: UserGoal, bonus: CashbackBonus, now: datetime
     ) -> Granted:
-        grant = CashbackGrant(
+        grant = await cashback.start_grant(
+            session,
             user_id=goal.user_id,
             user_goal_id=goal.id,
             percent=bonus.percent,
             starts_at=now,
             ends_at=now + timedelta(days=bonus.days),
         )
-        session.add(grant)
-        await session.flush()
         return Granted(
             ref=f"cashback:{grant.id}",
             details={

@@ -1,59 +1,24 @@
-"""A user goal's life: NEXT → ACTIVE → DONE | MISSED, and what each step tells the user.
+"""A user goal's life: NEXT → ACTIVE → DONE | MISSED.
 
-Every step runs under the user's lock (`lock_user`), which is what serialises concurrent
-orders, assignments and expiry for one user; the partial unique index on ACTIVE goals is the
-database's backstop. A goal that ends activates the user's next NEXT goal in the same
-transaction.
-
-Domain events (`goal_event`) go to the user's pub/sub channel after commit, for the
-`goalProgress` subscription; metrics are counted after commit too, so a rolled-back attempt
-counts nothing.
+This module activates the next goal and marks goals MISSED; the caller holds the user's lock
+(`locking`). A goal that ends activates the user's next NEXT goal in the same transaction.
+Each step publishes its goal event (`events`) and counts its metric after commit, so a
+rolled-back attempt tells and counts nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_insert
-from app.events import publish_after_commit, user_channel
-from app.models.goals import (
-    GoalNotification,
-    NotificationKind,
-    UserGoal,
-    UserGoalStatus,
-)
-from app.models.identity import User, UserStatus
-from app.services.goals.conditions import GoalConditions, goal_period, parse_conditions
+from app.models.goals import UserGoal, UserGoalStatus
+from app.services.goals.conditions import GoalConditions, goal_period, snapshot_conditions
+from app.services.goals.events import GoalEventKind, event_for
 from app.services.goals.metrics import GOALS_ACTIVATED, GOALS_MISSED
 from app.uow import on_commit
-
-
-class GoalEventKind:
-    ACTIVATED = "ACTIVATED"
-    PROGRESS = "PROGRESS"
-    REVERSED = "REVERSED"
-    DONE = "DONE"
-    MISSED = "MISSED"
-    ACHIEVEMENT = "ACHIEVEMENT"
-    REMINDER = "REMINDER"
-
-
-@functools.lru_cache(maxsize=1024)
-def _conditions_from_bytes(raw: bytes) -> GoalConditions:
-    return parse_conditions(orjson.loads(raw))
-
-
-def snapshot_conditions(data: Mapping[str, Any]) -> GoalConditions:
-    """A user goal's stored conditions, parsed once per distinct snapshot (they are immutable)."""
-    return _conditions_from_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
 def user_goal_period(
@@ -72,63 +37,6 @@ def user_goal_period(
     if custom_ends_at is not None:
         expires_at = custom_ends_at
     return starts_at, expires_at
-
-
-async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
-    """Take the user's row lock for this transaction; the user's status, None if no such user.
-
-    FOR NO KEY UPDATE does not conflict with the KEY SHARE locks foreign keys take, so rows
-    referencing the user can still be written by others. SQLite ignores it (one writer anyway).
-    """
-    status: UserStatus | None = await session.scalar(_LOCK_USER, {"user_id": user_id})
-    return status
-
-
-_LOCK_USER = (
-    select(User.status).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
-)
-
-
-def goal_event(
-    session: AsyncSession,
-    *,
-    kind: str,
-    user_id: uuid.UUID,
-    user_goal_id: uuid.UUID,
-    template_id: str,
-    status: str,
-    current: int,
-    total: int,
-    at: datetime,
-) -> None:
-    publish_after_commit(
-        session,
-        user_channel(user_id),
-        {
-            "type": "goal",
-            "kind": kind,
-            "userGoalId": str(user_goal_id),
-            "templateId": template_id,
-            "status": status,
-            "current": current,
-            "total": total,
-            "at": at.isoformat(),
-        },
-    )
-
-
-def event_for(session: AsyncSession, goal: UserGoal, kind: str, at: datetime) -> None:
-    goal_event(
-        session,
-        kind=kind,
-        user_id=goal.user_id,
-        user_goal_id=goal.id,
-        template_id=goal.goal_id,
-        status=goal.status.value,
-        current=goal.progress,
-        total=goal.target,
-        at=at,
-    )
 
 
 async def activate_next(
@@ -169,24 +77,6 @@ def mark_missed(session: AsyncSession, goal: UserGoal, at: datetime) -> None:
     goal.missed_at = at
     on_commit(session, GOALS_MISSED.inc)
     event_for(session, goal, GoalEventKind.MISSED, at)
-
-
-async def notify(
-    session: AsyncSession, goal: UserGoal, kind: NotificationKind, now: datetime
-) -> None:
-    """Create the goal's in-app notification of `kind`, at most once per goal and kind."""
-    await session.execute(
-        upsert_insert(session, GoalNotification)
-        .values(
-            id=uuid.uuid4(),
-            user_id=goal.user_id,
-            user_goal_id=goal.id,
-            kind=kind,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["user_goal_id", "kind"])
-    )
 
 
 async def has_active_goal(session: AsyncSession, user_id: uuid.UUID) -> bool:

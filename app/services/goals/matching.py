@@ -14,86 +14,17 @@
 
 NO_ACTIVE_GOAL is the caller's reason when there is no goal to match against.
 
-Ride class and payment method come from the ordering service as text and are kept as text:
-a tariff the goals domain doesn't know yet (say `cargo`) is recorded and simply matches no
-goal that names classes, instead of rejecting the order.
+The order is `OrderFacts` from the orders domain (`app/services/orders/facts.py`), which keeps
+ride class and payment method as text: a tariff goals don't know yet matches no goal that
+names classes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from app.services.errors import DomainError
-from app.services.goals.codes import GoalErrorCode
-from app.services.goals.conditions import (
-    GoalConditions,
-    MinPrice,
-    OrderKind,
-    OrderStatus,
-    ProgressReason,
-)
-from app.services.goals.fields import MAX_MINOR, read_currency
-from app.services.validation import InvalidValue, check_timezone
-
-Code = GoalErrorCode
-
-
-@dataclass(frozen=True, slots=True)
-class OrderFacts:
-    """What matching needs to know about one order; validated on construction.
-
-    Error fields are the `orderRecord` input's camelCase names.
-    """
-
-    order_id: str
-    kind: OrderKind
-    status: OrderStatus
-    ride_class: str | None
-    payment_method: str | None
-    price_minor: int
-    currency: str
-    completed_at: datetime | None  # required when COMPLETE; tz-aware
-    city_timezone: str  # an IANA name such as Europe/Moscow
-
-    def __post_init__(self) -> None:
-        _check_timezone(self.city_timezone)
-        _check_completed_at(self.status, self.completed_at)
-        if not _is_int(self.price_minor) or not 0 <= self.price_minor <= MAX_MINOR:
-            raise DomainError(
-                Code.INVALID_ORDER, f"The price is 0-{MAX_MINOR} minor units.", "price.amountMinor"
-            )
-        read_currency(self.currency, "price.currency")
-
-    @property
-    def local_completed_at(self) -> datetime | None:
-        """The completion time on the wall clock of the order's city."""
-        if self.completed_at is None:
-            return None
-        return self.completed_at.astimezone(ZoneInfo(self.city_timezone))
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_timezone(name: str) -> None:
-    try:
-        check_timezone(name)
-    except InvalidValue as exc:
-        raise DomainError(Code.INVALID_TIMEZONE, str(exc), "cityTimezone") from exc
-
-
-def _check_completed_at(status: OrderStatus, completed_at: datetime | None) -> None:
-    if completed_at is not None and completed_at.tzinfo is None:
-        raise DomainError(
-            Code.INVALID_ORDER, "Give the time with a timezone offset.", "completedAt"
-        )
-    if status is OrderStatus.COMPLETE and completed_at is None:
-        raise DomainError(
-            Code.INVALID_ORDER, "A complete order has a completion time.", "completedAt"
-        )
+from app.services.goals.conditions import GoalConditions, MinPrice, ProgressReason
+from app.services.orders.facts import OrderFacts, OrderStatus
 
 
 def match_order(

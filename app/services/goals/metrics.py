@@ -1,4 +1,4 @@
-"""The goals domain's Prometheus metrics (SPEC §1)."""
+"""The goals domain's Prometheus metrics (SPEC §1); `orderRecord`'s are the orders domain's."""
 
 from __future__ import annotations
 
@@ -10,11 +10,6 @@ GOALS_COMPLETED = Counter("engage_goals_completed_total", "User goals that reach
 GOALS_MISSED = Counter("engage_goals_missed_total", "User goals that expired unfinished.")
 GOAL_BONUSES_GRANTED = Counter(
     "engage_goal_bonuses_granted_total", "Goal bonuses granted, by bonus type.", ["type"]
-)
-GOAL_ORDERS_RECORDED = Counter(
-    "engage_goal_orders_recorded_total",
-    "orderRecord calls, by outcome (NEW, DUPLICATE, STATUS_CHANGED, CONFLICT).",
-    ["outcome"],
 )
 GOAL_ORDERS_PROCESSED = Counter(
     "engage_goal_orders_processed_total", "Orders processed, by ledger reason.", ["reason"]

@@ -25,21 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import outbox
 from app.models.goals import GoalProgressEntry, UserGoal, UserGoalStatus
 from app.models.orders import Order
-from app.services.goals.conditions import OrderKind, OrderStatus, PaymentMethod, ProgressReason
-from app.services.goals.lifecycle import (
-    GoalEventKind,
-    activate_next,
-    goal_event,
-    lock_user,
-    mark_missed,
-    snapshot_conditions,
-)
-from app.services.goals.matching import OrderFacts, match_order
+from app.services.goals.conditions import ProgressReason, snapshot_conditions
+from app.services.goals.events import GoalEventKind, goal_event
+from app.services.goals.lifecycle import activate_next, mark_missed
+from app.services.goals.locking import lock_user
+from app.services.goals.matching import match_order
 from app.services.goals.metrics import GOAL_ORDERS_PROCESSED, GOAL_PROCESSING_LAG, GOALS_COMPLETED
+from app.services.orders.facts import REVERSING, OrderFacts, OrderKind, OrderStatus
 from app.services.wallet import cashback
 from app.uow import on_commit
-
-REVERSING = frozenset({OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value})
 
 _LOAD = (
     select(
@@ -281,7 +275,7 @@ async def _reverse(session: AsyncSession, row: Row[Any], now: datetime) -> Proce
 def _event(
     session: AsyncSession,
     row: Row[Any],
-    kind: str,
+    kind: GoalEventKind,
     current: int,
     status: str,
     now: datetime,
@@ -310,7 +304,3 @@ def _observe(session: AsyncSession, row: Row[Any], reason: ProgressReason, now: 
             GOAL_PROCESSING_LAG.observe(lag)
 
     on_commit(session, count)
-
-
-def is_wallet_payment(row: Row[Any]) -> bool:
-    return bool(row.payment_method == PaymentMethod.WALLET.value)

@@ -21,7 +21,6 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -177,6 +176,19 @@ async def goals_by_ids(
     return {row.id: GoalView.from_row(row, now) for row in rows}
 
 
+async def user_goals(
+    session: AsyncSession, user_id: uuid.UUID, *, now: datetime, limit: int
+) -> list[GoalView]:
+    """A user's goals of every status, the newest assignment first (for admins)."""
+    rows = await session.execute(
+        _goals_select()
+        .where(UserGoal.user_id == user_id)
+        .order_by(UserGoal.position.desc())
+        .limit(limit)
+    )
+    return [GoalView.from_row(row, now) for row in rows]
+
+
 async def has_unseen_achievements(session: AsyncSession, user_id: uuid.UUID) -> bool:
     found = await session.scalar(_HAS_UNSEEN, {"user_id": user_id})
     return bool(found)
@@ -246,43 +258,6 @@ async def notifications(
         )
         for r in rows
     ]
-
-
-async def mark_notifications_seen(
-    session: AsyncSession, user_id: uuid.UUID, ids: Sequence[uuid.UUID], *, now: datetime
-) -> int:
-    """Acknowledge the caller's own notifications by id; other ids change nothing."""
-    if not ids:
-        return 0
-    result = await session.execute(
-        update(GoalNotification)
-        .where(
-            GoalNotification.user_id == user_id,
-            GoalNotification.id.in_(ids),
-            GoalNotification.seen_at.is_(None),
-        )
-        .values(seen_at=now, updated_at=now)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def mark_achievements_seen(
-    session: AsyncSession, user_id: uuid.UUID, user_goal_ids: Sequence[uuid.UUID], *, now: datetime
-) -> int:
-    """Acknowledge the caller's own achievements; other ids change nothing and say nothing."""
-    if not user_goal_ids:
-        return 0
-    result = await session.execute(
-        update(GoalNotification)
-        .where(
-            GoalNotification.user_id == user_id,
-            GoalNotification.user_goal_id.in_(user_goal_ids),
-            GoalNotification.kind == NotificationKind.ACHIEVEMENT,
-            GoalNotification.seen_at.is_(None),
-        )
-        .values(seen_at=now, updated_at=now)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -361,6 +336,13 @@ async def progress_log(
     return [LogEntry(**row._mapping) for row in rows]
 
 
+async def log_entry_of_order(session: AsyncSession, order_id: str) -> LogEntry | None:
+    """The ledger row of one order; None while it waits to be processed."""
+    rows = await session.execute(progress_log_query(order_id=order_id))
+    row = rows.first()
+    return None if row is None else LogEntry(**row._mapping)
+
+
 async def log_entries_by_ids(session: AsyncSession, keys: Sequence[str]) -> list[LogEntry | None]:
     """Ledger rows by node key, in key order (None for an unknown key)."""
     parsed = parse_uuids(keys)
@@ -394,7 +376,10 @@ async def notifications_by_ids(
     )
     found = {
         r.notification_id: AchievementView(
-            GoalView.from_row(r, now), r.notified_at, r.seen_at, r.notification_id,
+            GoalView.from_row(r, now),
+            r.notified_at,
+            r.seen_at,
+            r.notification_id,
             r.notification_kind,
         )
         for r in rows

@@ -1,8 +1,8 @@
 """Order registration (`orderRecord`): store each order once and schedule its processing.
 
-The order and its `goals.process_order` outbox row are written in one transaction, so an
-order that was accepted is processed even if the broker is down at that moment (the sweeper
-relays it later).
+The order and its consumers' outbox rows are written in one transaction, so an order that
+was accepted is processed even if the broker is down at that moment (the sweeper relays it
+later).
 
 An order id seen before is compared with what was stored:
 - same content and status: DUPLICATE, nothing changes;
@@ -10,6 +10,10 @@ An order id seen before is compared with what was stored:
   REFUNDED, CANCELLED ↔ REFUNDED): STATUS_CHANGED, processed again (a cancelled order gives
   its count back while the goal is ACTIVE);
 - anything else: ORDER_CONFLICT, the first report is kept and the conflict logged and counted.
+
+Each recorded order (new, or with a changed status) is sent to every actor in `CONSUMERS`
+(today `goals.process_order`); a new consumer such as promotions adds its actor's name there.
+The orders domain imports none of its consumers: it names them by actor only.
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from app.models.base import utcnow
 from app.models.identity import User, UserStatus
 from app.models.orders import Order
 from app.services.errors import DomainError
-from app.services.goals.conditions import OrderKind, OrderStatus
-from app.services.goals.matching import OrderFacts
-from app.services.goals.metrics import GOAL_ORDERS_RECORDED
+from app.services.orders.codes import OrderErrorCode
+from app.services.orders.facts import OrderFacts, OrderKind, OrderStatus
+from app.services.orders.metrics import ORDERS_RECORDED
 
 log = structlog.get_logger("engage.goals")
+
+# The actors each recorded order is sent to, with (order_id, user_id).
+CONSUMERS: tuple[str, ...] = ("goals.process_order",)
 
 MAX_DATA_BYTES = 4096
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -51,16 +58,6 @@ _FORWARD: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.CANCELLED: frozenset({OrderStatus.REFUNDED}),
     OrderStatus.REFUNDED: frozenset({OrderStatus.CANCELLED}),
 }
-
-
-class OrderErrorCode(enum.Enum):
-    INVALID_ORDER_ID = "INVALID_ORDER_ID"
-    UNKNOWN_USER = "UNKNOWN_USER"
-    INVALID_ORDER = "INVALID_ORDER"
-    INVALID_TIMEZONE = "INVALID_TIMEZONE"
-    INVALID_CURRENCY = "INVALID_CURRENCY"
-    INVALID_DATA = "INVALID_DATA"
-    ORDER_CONFLICT = "ORDER_CONFLICT"
 
 
 class RecordOutcome(enum.StrEnum):
@@ -112,7 +109,7 @@ async def record_order(session: AsyncSession, order: OrderInput) -> RecordResult
     )
     if recorded_at is not None:  # new: no need to read the row back
         _schedule(session, order.order_id, order.user_id)
-        GOAL_ORDERS_RECORDED.labels(RecordOutcome.NEW.value).inc()
+        ORDERS_RECORDED.labels(RecordOutcome.NEW.value).inc()
         return RecordResult(
             RecordOutcome.NEW, RecordedOrder(order.order_id, order.status, recorded_at)
         )
@@ -122,11 +119,20 @@ async def record_order(session: AsyncSession, order: OrderInput) -> RecordResult
     if outcome is RecordOutcome.STATUS_CHANGED:
         stored.status = order.status.value
         _schedule(session, stored.order_id, stored.user_id)
-    GOAL_ORDERS_RECORDED.labels(outcome.value).inc()
+    ORDERS_RECORDED.labels(outcome.value).inc()
     return RecordResult(
         outcome,
         RecordedOrder(stored.order_id, OrderStatus(stored.status), stored.created_at),
     )
+
+
+def order_data(value: object) -> dict[str, Any]:
+    """The order's free-form `data`: a JSON object, {} when absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DomainError(OrderErrorCode.INVALID_DATA, "Give a JSON object.", "data")
+    return value
 
 
 def validate(order: OrderInput) -> None:
@@ -172,21 +178,17 @@ def _check_not_future(order: OrderInput) -> None:
 
 
 def _facts(order: OrderInput) -> OrderFacts:
-    try:
-        return OrderFacts(
-            order_id=order.order_id,
-            kind=order.kind,
-            status=order.status,
-            ride_class=order.ride_class,
-            payment_method=order.payment_method,
-            price_minor=order.price_minor,
-            currency=order.currency,
-            completed_at=order.completed_at,
-            city_timezone=order.city_timezone,
-        )
-    except DomainError as exc:  # the pure rules speak GoalErrorCode; this API has its own
-        code = OrderErrorCode.__members__.get(exc.code.name, OrderErrorCode.INVALID_ORDER)
-        raise DomainError(code, exc.message, exc.field) from exc
+    return OrderFacts(
+        order_id=order.order_id,
+        kind=order.kind,
+        status=order.status,
+        ride_class=order.ride_class,
+        payment_method=order.payment_method,
+        price_minor=order.price_minor,
+        currency=order.currency,
+        completed_at=order.completed_at,
+        city_timezone=order.city_timezone,
+    )
 
 
 async def _user_can_order(session: AsyncSession, user_id: uuid.UUID) -> bool:
@@ -247,7 +249,7 @@ def _compare(stored: Order, order: OrderInput, new_hash: str) -> RecordOutcome:
 
 def _conflict(stored: Order, why: str) -> None:
     log.warning("goals.order_conflict", order_id=stored.order_id, reason=why)
-    GOAL_ORDERS_RECORDED.labels("CONFLICT").inc()
+    ORDERS_RECORDED.labels("CONFLICT").inc()
     raise DomainError(
         OrderErrorCode.ORDER_CONFLICT,
         f"Order {stored.order_id} was already recorded and {why}; the first report is kept.",
@@ -256,4 +258,5 @@ def _conflict(stored: Order, why: str) -> None:
 
 
 def _schedule(session: AsyncSession, order_id: str, user_id: uuid.UUID) -> None:
-    outbox.enqueue(session, "goals.process_order", order_id=order_id, user_id=str(user_id))
+    for consumer in CONSUMERS:
+        outbox.enqueue(session, consumer, order_id=order_id, user_id=str(user_id))

@@ -1,6 +1,9 @@
 """Promocodes for subscription plans (SPEC §3).
 
 Modules: `pricing` (the pure price function), `generator` (unique codes in bulk), `codes`
-(admin: create, update, deactivate, grant, stats, attempts), `purchases` (quote, reserve,
-confirm, fail, release), `eligibility` (who may use which code).
+(admin: plans; create, update, deactivate codes), `rules` (their inputs and pure checks),
+`batches` (admin bulk generation), `grants`, `stats`, `purchases` (quote, reserve, confirm,
+fail, release), `eligibility` (who may use which code), `attempts` (rejections, their log
+and rate limits), `issuing` (admin-apply, personal bonus codes), `reading` (the API's reads)
+and `errors` (the error codes, and what a client is told of a rejection).
 """

@@ -1,7 +1,8 @@
 """Rejected promocode attempts: the typed rejection, the attempt log, per-user/IP limits.
 
-Every refusal is logged with its true reason; the caller sees the user-facing one, and a
-caller with too many recent refusals (per user or per IP) is refused RATE_LIMITED first.
+Every refusal is logged with its true reason; the caller sees its client code
+(`errors.client_code`), and a caller with too many recent refusals (per user or per IP) is
+refused RATE_LIMITED first.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from app.models.identity import User
 from app.models.promocodes import AttemptOperation, PromocodeAttempt, Rejection
 from app.ratelimit import RateLimiter
 from app.services.errors import DomainError
-from app.services.promocodes.eligibility import user_facing
+from app.services.promocodes.errors import PurchaseErrorCode, client_code
 from app.services.promocodes.generator import MAX_CODE_LENGTH
 from app.settings import Settings
 
 
 class PromocodeRejected(DomainError):
-    """A code refused for a user: `reason` is the truth, `code` what the user is told."""
+    """A code refused for a user: `reason` is the truth, `code` the client code it is told."""
 
     def __init__(
         self,
@@ -30,25 +31,27 @@ class PromocodeRejected(DomainError):
         *,
         retry_after: int | None = None,
     ) -> None:
-        shown = user_facing(reason)
+        shown = client_code(reason)
         super().__init__(shown, _MESSAGES[shown], "code")
         self.reason = reason
         self.promocode_id = promocode_id
         self.retry_after = retry_after  # seconds, for RATE_LIMITED
 
 
+# Keyed by the client code, so a message can't tell more than the code does.
 _MESSAGES = {
-    Rejection.NOT_FOUND: "No such promocode.",
-    Rejection.INACTIVE: "This promocode is no longer active.",
-    Rejection.NOT_STARTED: "This promocode is not valid yet.",
-    Rejection.EXPIRED: "This promocode has expired.",
-    Rejection.EXHAUSTED: "This promocode has been used up.",
-    Rejection.ALREADY_USED_BY_USER: "You have already used this promocode.",
-    Rejection.NOT_ASSIGNED_TO_USER: "No such promocode.",
-    Rejection.PLAN_NOT_ELIGIBLE: "This promocode does not apply to this plan.",
-    Rejection.SUBSCRIBER_NOT_ELIGIBLE: "This promocode is not available for your subscription.",
-    Rejection.USER_NOT_ACTIVE: "Your account can't use promocodes.",
-    Rejection.RATE_LIMITED: "Too many rejected promocodes: try again later.",
+    PurchaseErrorCode.NOT_FOUND: "No such promocode.",
+    PurchaseErrorCode.INACTIVE: "This promocode is no longer active.",
+    PurchaseErrorCode.NOT_STARTED: "This promocode is not valid yet.",
+    PurchaseErrorCode.EXPIRED: "This promocode has expired.",
+    PurchaseErrorCode.EXHAUSTED: "This promocode has been used up.",
+    PurchaseErrorCode.ALREADY_USED_BY_USER: "You have already used this promocode.",
+    PurchaseErrorCode.PLAN_NOT_ELIGIBLE: "This promocode does not apply to this plan.",
+    PurchaseErrorCode.SUBSCRIBER_NOT_ELIGIBLE: (
+        "This promocode is not available for your subscription."
+    ),
+    PurchaseErrorCode.USER_NOT_ACTIVE: "Your account can't use promocodes.",
+    PurchaseErrorCode.RATE_LIMITED: "Too many rejected promocodes: try again later.",
 }
 
 

@@ -2,8 +2,9 @@
 
 Every check runs before anything is written, so a refused request changes nothing; every
 admin action writes an `AuditLog` row (actor, action, target, reason). Services never commit.
-The error codes, inputs and pure checks live in `rules.py` (re-exported here); grants in
-`grants.py`; stats and the admin's lists (attempts, purchases) in `stats.py`.
+The inputs and pure checks live in `rules.py` (re-exported here), the error codes in
+`errors.py`; grants in `grants.py`; bulk generation in `batches.py`; stats and the admin's lists
+(attempts, purchases) in `stats.py`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models.identity import AuditLog
 from app.models.promocodes import Plan, Promocode, PromocodeKind, promocode_plans
 from app.services.errors import DomainError
+from app.services.promocodes.errors import PromocodeErrorCode as Code
 from app.services.promocodes.rules import (
     CURRENCIES,
     MAX_MINOR,
     UNSET,
-    Code,
-    PromocodeErrorCode,
     PromocodeInput,
     PromocodeUpdate,
     Unset,
@@ -42,7 +42,6 @@ from app.services.promocodes.rules import (
 __all__ = [
     "CURRENCIES",
     "UNSET",
-    "PromocodeErrorCode",
     "PromocodeInput",
     "PromocodeUpdate",
     "Unset",

@@ -1,7 +1,8 @@
 """Who may use which code: the checks behind a quote and a reservation, in SPEC order.
 
-`evaluate()` returns the true reason a code is refused; `user_facing()` hides whether a code
-that isn't the caller's exists (anti-enumeration), while the attempt log keeps the truth.
+`evaluate()` returns the true reason a code is refused; what the caller is told is
+`errors.client_code(reason)`, which hides whether a code that isn't the caller's exists
+(anti-enumeration), while the attempt log keeps the truth.
 """
 
 from __future__ import annotations
@@ -33,11 +34,6 @@ from app.services.promocodes.generator import MAX_CODE_LENGTH, normalize_code
 
 def is_well_formed(code: str) -> bool:
     return 0 < len(code) <= MAX_CODE_LENGTH and code.isprintable() and code.isascii()
-
-
-def user_facing(reason: Rejection) -> Rejection:
-    """A code that exists but was never given to the caller looks like no code at all."""
-    return Rejection.NOT_FOUND if reason is Rejection.NOT_ASSIGNED_TO_USER else reason
 
 
 @dataclass(frozen=True)

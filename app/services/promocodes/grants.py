@@ -20,7 +20,8 @@ from app.db import upsert_insert
 from app.models.identity import AuditLog, Group, User, UserStatus
 from app.models.promocodes import Audience, Promocode, PromocodeGrant
 from app.services.errors import DomainError
-from app.services.promocodes.codes import PromocodeErrorCode, check_reason, get_promocode
+from app.services.promocodes.codes import check_reason, get_promocode
+from app.services.promocodes.errors import PromocodeErrorCode
 
 MAX_GRANTEES_PER_CALL = 1000
 

@@ -25,23 +25,19 @@ from app.models.promocodes import (
     PromocodeGrant,
     PromocodeKind,
     Purchase,
+    Rejection,
     promocode_plans,
 )
 from app.services.errors import DomainError
 from app.services.promocodes.attempts import Caller, PromocodeRejected
+from app.services.promocodes.errors import PromocodeErrorCode
 from app.services.promocodes.generator import SAFE_CHARSET, generate
 from app.services.promocodes.pricing import final_price
-from app.services.promocodes.purchases import create_purchase
+from app.services.promocodes.purchases import create_purchase, plan_on_sale
 from app.settings import Settings
 
 MAX_APPLY_USERS = 1000
 PERSONAL_CODE_LENGTH = 10
-
-
-class ApplyErrorCode(enum.Enum):
-    TOO_MANY_USERS = "TOO_MANY_USERS"
-    NO_USERS = "NO_USERS"
-    INVALID_REASON = "INVALID_REASON"
 
 
 class ApplyStatus(enum.Enum):
@@ -55,7 +51,11 @@ class ApplyOutcome:
     user_id: uuid.UUID
     status: ApplyStatus
     purchase: Purchase | None = None
-    rejection: str | None = None  # the true reason, for the admin
+    rejection: Rejection | None = None  # the true reason, for the admin
+
+
+def count_applied(outcomes: Sequence[ApplyOutcome]) -> int:
+    return sum(outcome.status is ApplyStatus.APPLIED for outcome in outcomes)
 
 
 async def apply_code(
@@ -68,17 +68,17 @@ async def apply_code(
     reason: str,
     settings: Settings,
 ) -> list[ApplyOutcome]:
-    """Create a purchase with `code` for each user; every outcome is reported."""
-    unique_ids = list(dict.fromkeys(user_ids))
-    if not unique_ids:
-        raise DomainError(ApplyErrorCode.NO_USERS, "Give at least one user.", "userIds")
-    if len(unique_ids) > MAX_APPLY_USERS:
-        raise DomainError(
-            ApplyErrorCode.TOO_MANY_USERS, f"At most {MAX_APPLY_USERS} users at once.", "userIds"
-        )
+    """Create a purchase with `code` for each user; every outcome is reported.
+
+    The request is refused as a whole (before any purchase is made) for a plan not on sale,
+    no or too many users, or a bad reason.
+    """
+    if await plan_on_sale(session, plan_id) is None:
+        raise DomainError(PromocodeErrorCode.UNKNOWN_PLAN, "No such plan.", "planId")
+    unique_ids = _checked_users(user_ids)
     if len(reason) > 500 or not reason.isprintable():
         raise DomainError(
-            ApplyErrorCode.INVALID_REASON, "reason: at most 500 printable characters.", "reason"
+            PromocodeErrorCode.INVALID_REASON, "reason: at most 500 printable characters.", "reason"
         )
     users = {
         user.id: user for user in await session.scalars(select(User).where(User.id.in_(unique_ids)))
@@ -87,7 +87,7 @@ async def apply_code(
         await _apply_one(session, users.get(user_id), user_id, code, plan_id, actor, settings)
         for user_id in unique_ids
     ]
-    applied = sum(outcome.status is ApplyStatus.APPLIED for outcome in outcomes)
+    applied = count_applied(outcomes)
     session.add(
         AuditLog(
             actor=actor,
@@ -97,6 +97,19 @@ async def apply_code(
         )
     )
     return outcomes
+
+
+def _checked_users(user_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    unique_ids = list(dict.fromkeys(user_ids))
+    if not unique_ids:
+        raise DomainError(PromocodeErrorCode.NO_USERS, "Give at least one user.", "userIds")
+    if len(unique_ids) > MAX_APPLY_USERS:
+        raise DomainError(
+            PromocodeErrorCode.TOO_MANY_USERS,
+            f"At most {MAX_APPLY_USERS} users at once.",
+            "userIds",
+        )
+    return unique_ids
 
 
 async def _apply_one(
@@ -122,7 +135,7 @@ async def _apply_one(
             created_by=actor,
         )
     except PromocodeRejected as rejection:
-        return ApplyOutcome(user_id, ApplyStatus.REJECTED, rejection=rejection.reason.value)
+        return ApplyOutcome(user_id, ApplyStatus.REJECTED, rejection=rejection.reason)
     return ApplyOutcome(user_id, ApplyStatus.APPLIED, purchase=purchase)
 
 

@@ -10,7 +10,6 @@ CONFIRMED, or RELEASED (payment failed, reservation timed out, admin) with `uses
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,18 +42,9 @@ from app.services.promocodes.attempts import (
     record_attempt,
 )
 from app.services.promocodes.eligibility import Verdict, evaluate, holding_uses
+from app.services.promocodes.errors import PurchaseErrorCode, purchase_code
 from app.services.promocodes.pricing import final_price
 from app.settings import Settings
-
-
-class PurchaseErrorCode(enum.Enum):
-    UNKNOWN_PLAN = "UNKNOWN_PLAN"
-    NOT_FOUND = "NOT_FOUND"
-    INVALID_STATE = "INVALID_STATE"
-    RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
-    INVALID_REASON = "INVALID_REASON"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
 @dataclass(frozen=True)
@@ -68,9 +58,15 @@ class Quote:
     discounted_cycles: int
 
 
-async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> Plan:
+async def plan_on_sale(session: AsyncSession, plan_id: uuid.UUID) -> Plan | None:
+    """The plan, if it exists and is still sold."""
     plan = await session.get(Plan, plan_id)
-    if plan is None or not plan.active:
+    return plan if plan is not None and plan.active else None
+
+
+async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> Plan:
+    plan = await plan_on_sale(session, plan_id)
+    if plan is None:
         raise DomainError(PurchaseErrorCode.UNKNOWN_PLAN, "No such plan.", "planId")
     return plan
 
@@ -267,7 +263,7 @@ async def create_purchase(
             key=idempotency_key,
             request={"planId": str(plan_id), "code": code},
             create=create if idempotency_key is not None else create_in_savepoint,
-            error_code=lambda c: PurchaseErrorCode[c.name],
+            error_code=purchase_code,
         )
     except PromocodeRejected as rejection:
         # Recorded outside the savepoint the attempt ran in, so the log survives it.

@@ -1,4 +1,4 @@
-"""Promocode input rules: the error codes, the admin's inputs and the checks that need no database.
+"""Promocode input rules: the admin's inputs and the checks that need no database.
 
 Every error names the GraphQL input field in camelCase (`validUntil`, `maxUses`, `planIds`, …).
 `codes.py` adds the checks against the database and re-exports what callers need from here.
@@ -16,8 +16,10 @@ from datetime import datetime
 from app.models.base import utcnow
 from app.models.promocodes import Audience, PromocodeKind, SubscriberEligibility
 from app.services.errors import DomainError
+from app.services.promocodes.errors import PromocodeErrorCode
 from app.services.promocodes.generator import MAX_CODE_LENGTH, normalize_code
 from app.services.promocodes.pricing import validate_value
+from app.services.validation import CURRENCIES
 
 MAX_DESCRIPTION_LENGTH = 500
 MAX_REASON_LENGTH = 500
@@ -27,39 +29,9 @@ MAX_TRIAL_DAYS = 366
 MAX_DISCOUNTED_CYCLES = 120
 MAX_PLANS_PER_CODE = 100
 
-# ISO 4217 codes the product sells in; extend as markets are added.
-CURRENCIES = frozenset(
-    {
-        "AED", "AMD", "AUD", "AZN", "BRL", "BYN", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR",
-        "GBP", "GEL", "ILS", "INR", "JPY", "KGS", "KZT", "MXN", "NOK", "PLN", "RUB", "SEK",
-        "TJS", "TRY", "UAH", "USD", "UZS",
-    }
-)  # fmt: skip
 MONEY_KINDS = frozenset({PromocodeKind.FIXED_PRICE, PromocodeKind.AMOUNT})
 
 _CODE_PATTERN = re.compile(r"[A-Z0-9_-]+")
-
-
-class PromocodeErrorCode(enum.Enum):
-    INVALID_CODE = "INVALID_CODE"
-    CODE_TAKEN = "CODE_TAKEN"
-    INVALID_VALUE = "INVALID_VALUE"
-    INVALID_CURRENCY = "INVALID_CURRENCY"
-    INVALID_DESCRIPTION = "INVALID_DESCRIPTION"
-    INVALID_PERIOD = "INVALID_PERIOD"
-    INVALID_LIMIT = "INVALID_LIMIT"
-    TOO_MANY_PLANS = "TOO_MANY_PLANS"
-    UNKNOWN_PLAN = "UNKNOWN_PLAN"
-    PLAN_NOT_ELIGIBLE = "PLAN_NOT_ELIGIBLE"
-    NOT_FOUND = "NOT_FOUND"
-    NOT_GRANTABLE = "NOT_GRANTABLE"
-    INVALID_GRANTEES = "INVALID_GRANTEES"
-    INVALID_REASON = "INVALID_REASON"
-    INVALID_SLUG = "INVALID_SLUG"
-    SLUG_TAKEN = "SLUG_TAKEN"
-    INVALID_NAME = "INVALID_NAME"
-    INVALID_PRICE = "INVALID_PRICE"
-    INVALID_DURATION = "INVALID_DURATION"
 
 
 Code = PromocodeErrorCode

@@ -1,7 +1,8 @@
 """CASHBACK bonuses at work: wallet-paid orders earn `percent` back while a grant runs.
 
-Credits are idempotent by their wallet `source_key` (one per grant and order); a cancelled or
-refunded order has its cashback taken back by a reversing entry, once.
+A goal's CASHBACK bonus starts a grant (`start_grant`); every processed order is offered to
+`apply`. Credits are idempotent by their ledger `source_key` (one per grant and order); a
+cancelled or refunded order has its cashback taken back by a reversing entry, once.
 """
 
 from __future__ import annotations
@@ -14,16 +15,36 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_insert
 from app.models.wallet import CashbackGrant, WalletEntry, WalletEntryKind
-from app.services.goals.conditions import OrderStatus, PaymentMethod
-
-_REVERSING = frozenset({OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value})
+from app.services.orders.facts import REVERSING, OrderStatus, PaymentMethod
+from app.services.wallet.ledger import Entry, record_entries
 
 
 def cashback_minor(price_minor: int, percent: int) -> int:
     """Rounded down to the minor unit: the wallet never gets more than the percent."""
     return price_minor * percent // 100
+
+
+async def start_grant(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    user_goal_id: uuid.UUID,
+    percent: int,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> CashbackGrant:
+    """A running grant: `percent` back on wallet payments completed in [starts_at, ends_at)."""
+    grant = CashbackGrant(
+        user_id=user_id,
+        user_goal_id=user_goal_id,
+        percent=percent,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+    session.add(grant)
+    await session.flush()
+    return grant
 
 
 async def apply(session: AsyncSession, order: Row[Any], *, now: datetime) -> None:
@@ -32,7 +53,7 @@ async def apply(session: AsyncSession, order: Row[Any], *, now: datetime) -> Non
         return
     if order.status == OrderStatus.COMPLETE.value:
         await _credit(session, order, now)
-    elif order.status in _REVERSING:
+    elif order.status in REVERSING:
         await _take_back(session, order, now)
 
 
@@ -47,19 +68,19 @@ async def _credit(session: AsyncSession, order: Row[Any], now: datetime) -> None
         )
     ).all()
     entries = [
-        {
-            "user_id": order.user_id,
-            "amount_minor": cashback_minor(order.price_minor, grant.percent),
-            "currency": order.currency,
-            "kind": WalletEntryKind.CASHBACK,
-            "source_key": f"cashback:{grant.id}:{order.order_id}",
-            "user_goal_id": grant.user_goal_id,
-            "order_id": order.order_id,
-        }
+        Entry(
+            user_id=order.user_id,
+            amount_minor=cashback_minor(order.price_minor, grant.percent),
+            currency=order.currency,
+            kind=WalletEntryKind.CASHBACK,
+            source_key=f"cashback:{grant.id}:{order.order_id}",
+            user_goal_id=grant.user_goal_id,
+            order_id=order.order_id,
+        )
         for grant in grants
         if cashback_minor(order.price_minor, grant.percent) > 0
     ]
-    await _insert(session, entries, now)
+    await record_entries(session, entries, now=now)
 
 
 async def _take_back(session: AsyncSession, order: Row[Any], now: datetime) -> None:
@@ -72,27 +93,15 @@ async def _take_back(session: AsyncSession, order: Row[Any], now: datetime) -> N
         )
     ).all()
     entries = [
-        {
-            "user_id": credit.user_id,
-            "amount_minor": -credit.amount_minor,
-            "currency": credit.currency,
-            "kind": WalletEntryKind.CASHBACK_REVERSAL,
-            "source_key": f"reversal:{credit.source_key}",
-            "user_goal_id": credit.user_goal_id,
-            "order_id": order.order_id,
-        }
+        Entry(
+            user_id=credit.user_id,
+            amount_minor=-credit.amount_minor,
+            currency=credit.currency,
+            kind=WalletEntryKind.CASHBACK_REVERSAL,
+            source_key=f"reversal:{credit.source_key}",
+            user_goal_id=credit.user_goal_id,
+            order_id=order.order_id,
+        )
         for credit in credits
     ]
-    await _insert(session, entries, now)
-
-
-async def _insert(session: AsyncSession, entries: list[dict[str, Any]], now: datetime) -> None:
-    if not entries:
-        return
-    rows = [
-        {"id": uuid.uuid4(), "created_at": now, "updated_at": now, **entry} for entry in entries
-    ]
-    await session.execute(
-        upsert_insert(session, WalletEntry).on_conflict_do_nothing(index_elements=["source_key"]),
-        rows,
-    )
+    await record_entries(session, entries, now=now)

@@ -1,0 +1,39 @@
+"""The user lock: what serialises every change to one user's goals.
+
+Decision: every step that changes a user's goals (order processing, assignment, expiry,
+activation of the next goal) first takes the user's row lock with `lock_user`, and does its
+reads after it. Concurrent orders, assignments and expiry runs for one user therefore take
+turns, and each sees what the previous holder committed (READ COMMITTED gives every
+statement a new snapshot). The partial unique index on ACTIVE goals
+(`uq_user_goals_one_active`) is the database's backstop should a step forget the lock.
+
+- The lock is the user row's `FOR NO KEY UPDATE`: it does not conflict with the KEY SHARE
+  locks foreign keys take, so rows referencing the user (orders, ledger rows, outbox rows)
+  can still be written by others meanwhile.
+- Why the user row and not the ACTIVE goal's row: a waiting step would miss a goal the
+  previous holder activated (that row did not match `status = 'ACTIVE'` in its snapshot).
+- Batch steps (a CSV upload, an expiry batch) lock their users one after another in one
+  transaction and hold every lock until commit.
+- SQLite ignores `FOR … UPDATE`; it has one writer anyway.
+- Granting a bonus (`granting.finish_goal`) locks the user goal's row instead: it changes
+  that goal only and nothing about which goal is active.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.identity import User, UserStatus
+
+_LOCK_USER = (
+    select(User.status).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+)
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
+    """Take the user's row lock for this transaction; the user's status, None if no such user."""
+    status: UserStatus | None = await session.scalar(_LOCK_USER, {"user_id": user_id})
+    return status

@@ -1,0 +1,39 @@
+"""`orderRecord`'s input and payload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from schema.orders.errors import OrderRecordError
+from schema.orders.types import OrderKind, OrderStatus, RecordedOrder, RecordOutcome
+
+
+@strawberry.input(description="Money in integer minor units.")
+class MoneyInput:
+    amount_minor: int
+    currency: str = strawberry.field(description="ISO 4217, e.g. RUB.")
+
+
+@strawberry.input(description="An order as the ordering service knows it.")
+class OrderRecordInput:
+    order_id: str = strawberry.field(description="The ordering service's id, 1-64 characters.")
+    user_id: strawberry.ID = strawberry.field(description="A User global id or a raw UUID.")
+    created_at: datetime
+    completed_at: datetime | None = None
+    status: OrderStatus
+    kind: OrderKind = OrderKind.RIDE
+    ride_class: str | None = None
+    payment_method: str | None = None
+    price: MoneyInput
+    city_timezone: str = strawberry.field(description="IANA name, e.g. Europe/Moscow.")
+    data: JSON | None = strawberry.field(default=None, description="Free-form, at most 4 KB.")
+
+
+@strawberry.type
+class OrderRecordPayload:
+    outcome: RecordOutcome | None
+    order: RecordedOrder | None
+    errors: list[OrderRecordError]

@@ -1,0 +1,63 @@
+"""Promocodes test data: plans and codes (plain async factories, one transaction each)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert
+
+from app.models.promocodes import Plan, Promocode, PromocodeKind, promocode_plans
+from app.runtime import Runtime
+
+
+async def create_plan(
+    runtime: Runtime,
+    slug: str | None = None,
+    *,
+    name: str | None = None,
+    price_minor: int = 999,
+    currency: str = "RUB",
+    duration_days: int = 30,
+    active: bool = True,
+) -> Plan:
+    """A plan; the slug is random unless given, the name is the slug in title case."""
+    slug = slug or f"plan-{uuid.uuid4().hex[:6]}"
+    async with runtime.session_factory() as session, session.begin():
+        plan = Plan(
+            slug=slug,
+            name=name or slug.title(),
+            price_minor=price_minor,
+            currency=currency,
+            duration_days=duration_days,
+            active=active,
+        )
+        session.add(plan)
+    return plan
+
+
+async def create_promocode(
+    runtime: Runtime,
+    code: str | None = None,
+    kind: PromocodeKind = PromocodeKind.PERCENT,
+    value: int = 10,
+    *,
+    plans: Sequence[Plan] = (),
+    **fields: Any,
+) -> Promocode:
+    """A code as an admin would create it (stored normalised), optionally limited to plans.
+
+    `fields` are further `Promocode` columns (`max_uses`, `audience`, `valid_until`, …).
+    """
+    text = (code or f"CODE-{uuid.uuid4().hex[:8]}").upper()
+    async with runtime.session_factory() as session, session.begin():
+        promocode = Promocode(code=text, kind=kind, value=value, **fields)
+        session.add(promocode)
+        await session.flush()
+        if plans:
+            await session.execute(
+                insert(promocode_plans),
+                [{"promocode_id": promocode.id, "plan_id": plan.id} for plan in plans],
+            )
+    return promocode
