@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench schema migrate demo clean install install-test
+.PHONY: run test lint fuzz bench schema migrate demo clean install install-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: install-test
 	$(BIN)/ruff check app schema resolvers jobs tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## fuzz: the schema-driven fuzzing of tests/platform/test_fuzz.py with a long, random budget
+fuzz: install-test
+	ENGAGE_FUZZ_EXAMPLES=$${ENGAGE_FUZZ_EXAMPLES:-60} ENGAGE_FUZZ_RANDOM=1 \
+		$(BIN)/pytest -q tests/platform/test_fuzz.py
 
 bench: install-test
 	$(BIN)/python -m bench

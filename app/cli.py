@@ -28,7 +28,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # The app reads X-Forwarded-For itself, from the peers in TRUSTED_PROXIES only
+        # (app.middleware.ForwardedClientMiddleware), however it is served; uvicorn's own
+        # handling would trust FORWARDED_ALLOW_IPS instead and rewrite the client first.
+        proxy_headers=False,
     )
     return 0
 

@@ -4,19 +4,42 @@ Services receive an `AsyncSession` and never commit: whoever opens the unit of w
 GraphQL request, an actor, a CLI command) commits or rolls back through `transaction()`.
 An async engine belongs to the event loop that created it, so every process or worker loop
 builds its own with `create_engine()`.
+
+SQLite transactions (the embedded default), decided here for every caller:
+
+- SQLAlchemy, not the sqlite3 driver, begins transactions (`isolation_level=None` on the
+  connection, `BEGIN …` from the engine's "begin" event). The driver's legacy mode ran
+  SELECTs outside any transaction and began one only at the first INSERT/UPDATE/DELETE, so a
+  check and the act that followed it saw different databases.
+- A unit of work (every session from `create_session_factory`) begins with `BEGIN
+  IMMEDIATE`: it holds the database's one write lock from its first statement to its end.
+  Units of work on one database therefore run one after another, which is what makes each
+  check-then-act in the services correct on SQLite, where `SELECT … FOR UPDATE` is a no-op:
+  the whole transaction is the lock. It also ends "database is locked": a deferred
+  transaction that read and then wrote failed at once (SQLITE_BUSY_SNAPSHOT, no busy wait)
+  when another writer had committed meanwhile; an IMMEDIATE one waits its turn at BEGIN.
+- Writers wait for the lock up to `SQLITE_BUSY_TIMEOUT_MS` (PRAGMA busy_timeout, as long as
+  PostgreSQL's pool checkout waits by default).
+- Reads that may not pay for the write lock say so: `create_session_factory(engine,
+  read_only=True)` and bare engine connections (`/readyz`) begin `BEGIN DEFERRED`, a read
+  snapshot that never blocks writers and is never blocked by them (WAL). A deferred
+  transaction that writes after reading can fail with "database is locked": only code that
+  never writes may use one.
+- PostgreSQL is untouched by all of this (READ COMMITTED, row locks where the services say).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -50,9 +73,18 @@ class SerializedSession(AsyncSession):
         if task is not None and self._holder is task:
             return await operation(*args, **kw)
         async with self._turn:
-            self._holder = task
+            # The operation runs in a task of its own, shielded: graphql-core cancels sibling
+            # fields when one fails, and a statement cut off mid-flight leaves the connection
+            # unusable (PendingRollbackError at the request's commit). A cancelled caller
+            # waits for the statement to finish, then the cancellation goes on.
+            inner = asyncio.ensure_future(operation(*args, **kw))
+            self._holder = inner
             try:
-                return await operation(*args, **kw)
+                return await asyncio.shield(inner)
+            except asyncio.CancelledError:
+                if not inner.done():
+                    await asyncio.wait([inner])
+                raise
             finally:
                 self._holder = None
 
@@ -84,12 +116,27 @@ class SerializedSession(AsyncSession):
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+# How a SQLite transaction begins, an execution option: "IMMEDIATE" for units of work,
+# "DEFERRED" for reads; None leaves the connection in autocommit (migrations/env.py, which
+# sets pragmas outside any transaction and then begins its own).
+SQLITE_BEGIN = "engage_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver begins nothing; see _begin_sqlite
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=5000")  # first, so the pragmas below wait for locks too
+    # First, so the pragmas below wait for locks too.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    if mode is not None:
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
@@ -108,7 +155,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     options |= overrides
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
     return engine
 
 
@@ -120,10 +168,46 @@ def upsert_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqli
     return sqlite.insert(table)
 
 
-def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+async def serialize_on(session: AsyncSession, key: str) -> None:
+    """Make units of work that name the same `key` take turns until this one ends: for a
+    check-then-insert the database's indexes can't back (a name unique in any case, say).
+
+    PostgreSQL: a transaction-level advisory lock on a 64-bit hash of the key. SQLite: a
+    no-op, the unit of work holds the write lock already (see the module docstring).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
+def create_session_factory(engine: AsyncEngine, *, read_only: bool = False) -> SessionFactory:
+    """Sessions for units of work; `read_only=True` for reads that never write, which on
+    SQLite then don't take the write lock (see the module docstring)."""
+    bind = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED" if read_only else "IMMEDIATE"})
     return async_sessionmaker(
-        engine, class_=SerializedSession, expire_on_commit=False, autoflush=True
+        bind, class_=SerializedSession, expire_on_commit=False, autoflush=True
     )
+
+
+@asynccontextmanager
+async def read_aside(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A read that must not hold `session`'s connection, nor SQLite's write lock, through
+    the slow work that follows it off the database (a password hash, say).
+
+    Yields a short read-only session on `session`'s engine, closed (rolled back: it wrote
+    nothing) when the block ends, so the unit of work begins only at its next statement.
+    Yields `session` itself when its unit of work has begun already (what it wrote must be
+    seen) or it is bound to a connection rather than an engine (the tests' transaction).
+    The caller re-reads under the unit of work whatever its decision rests on.
+    """
+    bind = session.bind
+    if session.in_transaction() or not isinstance(bind, AsyncEngine):
+        yield session
+        return
+    reader = AsyncSession(bind.execution_options(**{SQLITE_BEGIN: "DEFERRED"}))
+    async with reader:
+        yield reader
 
 
 @asynccontextmanager

@@ -25,7 +25,6 @@ rolled back otherwise, and after-commit hooks (outbox relay, pub/sub) run only a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from app import json_limits
 from app.runtime import Runtime
 from schema.context import Context
 
@@ -119,7 +119,7 @@ def _decode_json_text(raw: str | None, name: str) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return json_limits.loads(raw)
     except ValueError as exc:
         raise RequestError(400, f"The {name!r} parameter is not valid JSON.") from exc
 

@@ -40,6 +40,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types.unset import UNSET, UnsetType
 
+from app import json_limits
 from app.runtime import Runtime
 from schema.context import Context
 
@@ -82,6 +83,9 @@ def _is_query_or_mutation(query: Any, operation_name: Any, max_tokens: int) -> b
 
 class GraphQLWebSocket(GraphQL[Context, None]):
     """The ASGI app behind the `/graphql` WebSocket route."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        return json_limits.loads(data)  # json.loads raises RecursionError on deep input
 
     graphql_transport_ws_handler_class = SubscriptionsOnlyHandler
 

@@ -19,7 +19,7 @@ from app.graphql_http import GraphQLEndpoint
 from app.graphql_ws import GraphQLWebSocket
 from app.logging import configure_logging
 from app.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from app.middleware import RequestContextMiddleware
+from app.middleware import ForwardedClientMiddleware, RequestContextMiddleware
 from app.models.base import utcnow
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -96,7 +96,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[
+            Middleware(ForwardedClientMiddleware, trusted_proxies=settings.trusted_proxies),
+            Middleware(RequestContextMiddleware),
+        ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

@@ -6,11 +6,13 @@ The defaults are the embedded mode: a SQLite file, no Redis, GraphiQL on. Settin
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "engage-dev-secret-change-me-0123456789abcdef"
 
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     # Passwords
     password_min_length: int = Field(default=10, ge=8)
     password_max_length: int = Field(default=128, le=1024)
+    # Threads per process that hash and verify passwords off the event loop (app.auth).
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=256
+    )
 
     # Background jobs (docs/jobs.md). With no REDIS_URL the API process runs an in-process
     # broker, worker and scheduler; with Redis, `engage worker` and `engage scheduler` do.
@@ -106,6 +112,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # The edge: what the API tells strangers, and whom it believes about client addresses.
+    # "Did you mean …?" in GraphQL errors; off in production (it maps the schema).
+    graphql_suggestions: bool | None = None
+    # Peers (IPs or CIDRs) whose X-Forwarded-For names the client: the load balancers.
+    # Comma-separated, e.g. "10.0.0.0/8,127.0.0.1" (empty: none); from anyone else the
+    # header is ignored.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1",)
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -139,6 +153,26 @@ class Settings(BaseSettings):
     @property
     def mask_errors_enabled(self) -> bool:
         return self.mask_errors if self.mask_errors is not None else self.is_production
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        if self.graphql_suggestions is not None:
+            return self.graphql_suggestions
+        return not self.is_production
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError: not an IP or CIDR
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import functions
 
-from app.db import create_engine
+from app.db import SQLITE_BEGIN, create_engine
 from app.migrate import CONTEXT_OPTIONS
 from app.models import Base
 from app.models.base import UTCDateTime
@@ -110,7 +110,8 @@ def _run_sqlite_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_engine(_settings())
+    # SQLite: no BEGIN from the engine; _run_sqlite_migrations begins its own transaction.
+    engine = create_engine(_settings(), execution_options={SQLITE_BEGIN: None})
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

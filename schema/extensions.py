@@ -1,12 +1,16 @@
-"""Schema extensions: limits, caches, error masking and per-operation metrics."""
+"""Schema extensions: limits, caches, error masking, suggestions and per-operation metrics."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from functools import _CacheInfo, lru_cache
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, get_operation_ast, validate
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.execution.values import get_variable_values
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -18,6 +22,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from app import metrics
 from app.settings import Settings
@@ -51,6 +59,71 @@ class OperationMetrics(SchemaExtension):
 
 
 CACHE_SIZE = 256
+# graphql-core's own bound on variable coercion errors (`Executor.build`).
+MAX_COERCION_ERRORS = 50
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _validate_quietly(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    rules: tuple[type[ASTValidationRule], ...],
+) -> list[GraphQLError]:
+    """strawberry's validation (its rules added, as `validate_document` does), without
+    suggestions; cached like strawberry's `ValidationCache`."""
+    all_rules = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+    return validate(schema, document, all_rules, hide_suggestions=True)
+
+
+def quiet_validation_cache_info() -> _CacheInfo:
+    return _validate_quietly.cache_info()
+
+
+class QuietValidationCache(SchemaExtension):
+    """`ValidationCache` without "Did you mean …?" in its errors.
+
+    graphql-core leaves suggestions out when asked (`hide_suggestions`); strawberry never
+    asks. Setting the errors before validation makes strawberry skip its own."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None
+        context.pre_execution_errors = _validate_quietly(
+            context.schema._schema, context.graphql_document, tuple(context.validation_rules)
+        )
+        yield
+
+
+class QuietVariables(SchemaExtension):
+    """Variables whose values don't fit their types are refused without suggestions.
+
+    graphql-core coerces variables when execution starts and names the input fields or enum
+    values meant; this coerces them first with `hide_suggestions` and, if they don't fit, ends
+    the operation with those errors (a query or mutation gets all of them as its result; a
+    subscription, which strawberry runs on another path, the first as its error)."""
+
+    def on_execute(self) -> Iterator[None]:
+        errors = _variable_errors(self.execution_context)
+        if errors:
+            if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+                raise errors[0]
+            self.execution_context.result = GraphQLExecutionResult(data=None, errors=errors)
+        yield
+
+
+def _variable_errors(context: ExecutionContext) -> list[GraphQLError]:
+    document = context.graphql_document
+    operation = get_operation_ast(document, context.operation_name) if document else None
+    if operation is None:  # no such operation: execution reports it
+        return []
+    coerced = get_variable_values(
+        context.schema._schema,
+        operation.variable_definitions or (),
+        context.variables or {},
+        max_errors=MAX_COERCION_ERRORS,
+        hide_suggestions=True,
+    )
+    return coerced if isinstance(coerced, list) else []
 
 
 def build_extensions(settings: Settings) -> list[Any]:
@@ -70,8 +143,11 @@ def build_extensions(settings: Settings) -> list[Any]:
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ValidationCache(maxsize=CACHE_SIZE),
     ]
+    if settings.suggestions_enabled:
+        extensions.append(lambda: ValidationCache(maxsize=CACHE_SIZE))
+    else:
+        extensions += [QuietValidationCache, QuietVariables]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     if settings.mask_errors_enabled:

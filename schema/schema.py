@@ -8,16 +8,18 @@ the GraphQL layer, not a domain.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 import structlog
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, Info, get_object_definition
+from strawberry.types.cast import cast as strawberry_cast
 
 from app.domains import domain_modules
 from app.settings import Settings
@@ -81,9 +83,31 @@ def _roots() -> type:
     def resolve_launch() -> Any:
         return launch()
 
+    async def resolve_node(
+        info: Info[Context, Any],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The ID of the object.")],
+    ) -> relay.Node | None:
+        # relay.node() would raise on an id of no Node type (an unexpected error, masked in
+        # production) and refuse one that is no global id at all: both are null here, like
+        # an id that names nothing or an object the caller may not see.
+        try:
+            gid = relay.GlobalID.from_id(id)
+            node_type = gid.resolve_type(info)
+        except relay.GlobalIDValueError:
+            return None
+        if get_object_definition(node_type, strict=True).is_interface:  # `Node` itself
+            return None
+        node = node_type.resolve_node(gid.node_id, info=info, required=False)
+        if inspect.isawaitable(node):
+            node = await node
+        return None if node is None else strawberry_cast(node_type, node)
+
     @strawberry.type
     class RootQuery:
-        node: relay.Node | None = relay.node()
+        node: relay.Node | None = strawberry.field(
+            resolver=resolve_node,
+            description="The object a global id names; null if none, or not yours to see.",
+        )
         viewer_field: Any = strawberry.field(
             name="viewer",
             resolver=resolve_viewer,

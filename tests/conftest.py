@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -204,3 +205,43 @@ async def committing_runtime(backend: Backend, settings: Settings) -> AsyncItera
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
     await engine.dispose()
+
+
+@pytest.fixture
+async def committing_sqlite_runtime(backend: Backend, settings: Settings) -> AsyncIterator[Runtime]:
+    """The embedded default under concurrency: a runtime on this test's own copy of the
+    migrated SQLite file, whose requests commit for real, each on its own pooled connection
+    (SQLite only; `committing_runtime` is its PostgreSQL twin). The file goes with tmp_path."""
+    assert backend.sqlite_template is not None, "committing_sqlite_runtime needs SQLite"
+    async with _sqlite_runtime(settings) as runtime:
+        yield runtime
+
+
+@asynccontextmanager
+async def _sqlite_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(settings)  # the settings name the test's own copy of the file
+    try:
+        yield runtime
+    finally:
+        await runtime.engine.dispose()
+
+
+@pytest.fixture
+async def racing_runtime(backend: Backend, settings: Settings) -> AsyncIterator[Runtime]:
+    """A committing runtime on the test's backend, for concurrency tests that run on both:
+    `committing_sqlite_runtime` on SQLite; on PostgreSQL `committing_runtime`'s shape."""
+    if backend.sqlite_template is not None:
+        async with _sqlite_runtime(settings) as runtime:
+            yield runtime
+        return
+    # redis-py's default pool refuses a 101st concurrent connection ("Too many connections");
+    # a flood of requests here waits for one instead.
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, timeout=60))
+    await redis.flushdb()
+    engine = create_engine(settings, pool_size=40, max_overflow=10)
+    yield Runtime.build(settings, engine=engine, redis=redis)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await engine.dispose()
+    await redis.aclose()

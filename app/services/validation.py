@@ -1,12 +1,19 @@
-"""Normalisation and validation of contact details, passwords, locales, timezones and money."""
+"""Normalisation and validation of contact details, passwords, locales, timezones, money and
+free-form JSON input."""
 
 from __future__ import annotations
 
+import enum
+import math
 import zoneinfo
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
+import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+from app.services.errors import DomainError
 
 MAX_EMAIL_LENGTH = 254
 LOCALE_PATTERN_MAX = 16
@@ -105,3 +112,66 @@ def check_currency(value: str) -> str:
     if value not in CURRENCIES:
         raise InvalidValue("INVALID_CURRENCY", "Use a supported ISO 4217 currency such as RUB.")
     return value
+
+
+# JSON input, for every domain that takes a JSON scalar. Nesting is bounded: a deep value
+# exhausts the recursion limits of encoders and drivers (orjson stops at 255 levels), so a
+# reader must refuse it before anything serialises it. Free-form JSON that is stored as given
+# must also hold only numbers every store keeps (64-bit integers, finite floats): a GraphQL
+# literal reaches the service as Python values JSON text can't carry.
+MAX_JSON_DEPTH = 32
+_INT64 = range(-(2**63), 2**63)
+
+
+def check_json_depth(
+    value: object, field: str, code: enum.Enum, *, max_depth: int = MAX_JSON_DEPTH
+) -> None:
+    """Refuse a JSON value nested deeper than `max_depth` objects and lists: DomainError(code)
+    naming `field`. For readers that then check each value themselves."""
+    for _ in _scalars(value, field, code, max_depth):
+        pass
+
+
+def check_json(
+    value: object,
+    field: str,
+    code: enum.Enum,
+    *,
+    max_bytes: int | None = None,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> None:
+    """Free-form JSON kept as given: nested at most `max_depth` levels, numbers that fit in
+    64 bits (no NaN or Infinity), at most `max_bytes` as JSON text; else DomainError(code)
+    naming `field`."""
+    for scalar in _scalars(value, field, code, max_depth):
+        if not _storable(scalar):
+            raise DomainError(code, "Give numbers that fit in 64 bits; no NaN or Infinity.", field)
+    if max_bytes is not None and len(orjson.dumps(value)) > max_bytes:
+        raise DomainError(code, f"At most {max_bytes} bytes of JSON.", field)
+
+
+def _scalars(value: object, field: str, code: enum.Enum, max_depth: int) -> Iterator[object]:
+    """The values inside `value` that are neither objects nor lists, checking the nesting on
+    the way (an explicit stack: no recursion however deep the value)."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children: Iterable[object]
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            yield item
+            continue
+        if depth >= max_depth:
+            raise DomainError(code, f"Nest at most {max_depth} levels of objects and lists.", field)
+        pending.extend((child, depth + 1) for child in children)
+
+
+def _storable(scalar: object) -> bool:
+    if scalar is None or isinstance(scalar, str | bool):
+        return True
+    if isinstance(scalar, int):
+        return scalar in _INT64
+    return isinstance(scalar, float) and math.isfinite(scalar)

@@ -117,7 +117,9 @@ async def _logout(info: InfoT, data: LogoutInput) -> LogoutPayload:
 async def _account_delete(info: InfoT, data: AccountDeleteInput) -> AccountDeletePayload:
     user = await _signed_in_user(info)
     try:
-        await user_service.delete_own_account(info.context.session, user, data.password)
+        await user_service.delete_own_account(
+            info.context.session, user, data.password, info.context.settings
+        )
     except DomainError as exc:
         return AccountDeletePayload(errors=account_errors(exc))
     return AccountDeletePayload(errors=[])

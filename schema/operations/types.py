@@ -1,4 +1,5 @@
-"""Operations: the job system's admin surface (dead letters, their replay, the ping canary)."""
+"""Operations: the job system's admin surface (dead letters, their replay, the ping canary)
+and the audit log."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from app.models.identity import AuditLog
 from app.models.operations import JobFailure, JobFailureStatus, JobPing
 from schema.context import Context
-from schema.operations.loaders import JobFailureByIdLoader, JobPingByIdLoader
+from schema.operations.loaders import (
+    AuditLogEntryByIdLoader,
+    JobFailureByIdLoader,
+    JobPingByIdLoader,
+)
 from schema.permissions import visible_rows
 
 strawberry.enum(
@@ -133,4 +139,48 @@ class JobPingNode(relay.Node):
     ) -> list[JobPingNode | None]:
         """Admins only."""
         found = await info.context.loaders[JobPingByIdLoader].load_many(list(node_ids))
+        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+
+
+@strawberry.type(
+    name="AuditLogEntry",
+    description=(
+        "What an admin or a service did, to what, when and why: written with the action's "
+        "effect, never changed (admin)."
+    ),
+)
+class AuditLogEntryNode(relay.Node):
+    id: relay.NodeID[str]
+    actor: str = strawberry.field(
+        description="Who did it: `user:<uuid>` (an admin) or `service:<name>` (a service token)."
+    )
+    action: str = strawberry.field(
+        description="What was done, a dotted verb such as `user.block` or `promocode.apply`."
+    )
+    target: str = strawberry.field(
+        description=(
+            "What it was done to, as `<kind>:<key>` with the key of the object's global id "
+            "(a UUID; a goal template's slug), e.g. `user:6f1d7a57-…` or `promocode:…`."
+        )
+    )
+    reason: str = strawberry.field(description="Why, as the actor gave it; may be empty.")
+    created_at: datetime = strawberry.field(description="When it was done.")
+
+    @classmethod
+    def from_model(cls, entry: AuditLog) -> AuditLogEntryNode:
+        return cls(
+            id=str(entry.id),
+            actor=entry.actor,
+            action=entry.action,
+            target=entry.target,
+            reason=entry.reason,
+            created_at=entry.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
+    ) -> list[AuditLogEntryNode | None]:
+        """Admins only."""
+        found = await info.context.loaders[AuditLogEntryByIdLoader].load_many(list(node_ids))
         return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]

@@ -7,6 +7,8 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from app.services.orders.recording import MAX_DATA_BYTES
+from app.services.validation import MAX_JSON_DEPTH
 from schema.orders.errors import OrderRecordError
 from schema.orders.types import OrderKind, OrderStatus, RecordedOrder, RecordOutcome
 
@@ -29,7 +31,13 @@ class OrderRecordInput:
     payment_method: str | None = None
     price: MoneyInput
     city_timezone: str = strawberry.field(description="IANA name, e.g. Europe/Moscow.")
-    data: JSON | None = strawberry.field(default=None, description="Free-form, at most 4 KB.")
+    data: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            f"Free-form: a JSON object of at most {MAX_DATA_BYTES // 1024} KB, nested at most "
+            f"{MAX_JSON_DEPTH} levels deep."
+        ),
+    )
 
 
 @strawberry.type

@@ -1,5 +1,8 @@
-"""Orders for one user processed at once on PostgreSQL, with duplicates and redeliveries:
-the count is exact, the goal closes once, the bonus is granted once, surplus orders go on."""
+"""Goals under real concurrency, on both backends (committing transactions, `racing_runtime`).
+
+Orders for one user processed at once, with duplicates and redeliveries: the count is exact,
+the goal closes once, the bonus is granted once, surplus orders go on. One CSV file committed
+twice at once: one commit assigns, the other gets the answer a second upload gets."""
 
 from __future__ import annotations
 
@@ -7,28 +10,28 @@ import asyncio
 import random
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from app.models.base import utcnow
 from app.models.goals import GoalProgressEntry, UserGoalStatus
+from app.models.identity import Role
 from app.models.wallet import WalletEntry
 from app.runtime import Runtime
 from app.services.orders.recording import OrderInput
+from tests.conftest import make_client
 from tests.factories.goals import assign, create_template, finish, goals_of, process
-from tests.factories.identity import create_user
+from tests.factories.identity import access_token, create_user
 from tests.factories.orders import order, outbox_messages, record
-
-pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+from tests.goals.test_assignment import _upload as upload_csv
 
 TARGET = 5
 ORDERS = 12
 
 
 async def test_concurrent_orders_count_exactly_and_close_once(
-    committing_runtime: Runtime,
+    racing_runtime: Runtime,
 ) -> None:
-    runtime = committing_runtime
+    runtime = racing_runtime
     user = await create_user(runtime)
     first = await create_template(runtime, conditions={"target": TARGET, "periodDays": 5})
     second = await create_template(runtime, conditions={"target": 50, "periodDays": 5})
@@ -66,3 +69,27 @@ async def test_concurrent_orders_count_exactly_and_close_once(
     async with runtime.session_factory() as session:
         credits = await session.scalar(select(func.count()).select_from(WalletEntry))
     assert credits == 1
+
+
+async def test_one_file_committed_twice_at_once_is_assigned_once(racing_runtime: Runtime) -> None:
+    runtime = racing_runtime
+    token = await access_token(runtime, await create_user(runtime, roles=(Role.ADMIN,)))
+    users = [await create_user(runtime) for _ in range(3)]
+    template = await create_template(runtime)
+    content = "user_id,goal_id\n" + "".join(f"{u.id},{template.id}\n" for u in users)
+
+    async with make_client(runtime) as client:
+        bodies = await asyncio.gather(
+            *(upload_csv(client, token, content.encode(), dry_run=False) for _ in range(2))
+        )
+        again = await upload_csv(client, token, content.encode(), dry_run=False)
+
+    payloads = sorted(
+        (body["data"]["goalAssignmentUpload"] for body in bodies if "errors" not in body),
+        key=lambda payload: -payload["summary"]["assigned"],
+    )
+    assert [p["summary"]["assigned"] for p in payloads] == [3, 0], bodies
+    # The loser answers exactly what an upload after the winner's commit answers.
+    assert payloads[1] == again["data"]["goalAssignmentUpload"]
+    assert payloads[0]["batchId"] == payloads[1]["batchId"]
+    assert [len(await goals_of(runtime, user.id)) for user in users] == [1, 1, 1]

@@ -236,6 +236,15 @@ async def test_an_order_in_progress_completes_later(
 
 # ---- bad input --------------------------------------------------------------------------------
 
+
+def nested(depth: int, *, lists: bool = False) -> Any:
+    """A JSON value of `depth` nested objects (or lists) around a number."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if lists else {"a": value}
+    return value
+
+
 BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "negative price": (
         {"price": {"amountMinor": -1, "currency": "RUB"}},
@@ -283,6 +292,13 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str, str]] = {
     "user id that is no id": ({"userId": "nobody"}, "UNKNOWN_USER", "userId"),
     "data over 4 KB": ({"data": {"blob": "x" * 4100}}, "INVALID_DATA", "data"),
     "data that is not an object": ({"data": ["a", "b"]}, "INVALID_DATA", "data"),
+    "data nested 300 levels (1.9 KB)": ({"data": nested(300)}, "INVALID_DATA", "data"),
+    "data with lists nested 300 levels": (
+        {"data": {"list": nested(299, lists=True)}},
+        "INVALID_DATA",
+        "data",
+    ),
+    "data nested one level too deep": ({"data": nested(33)}, "INVALID_DATA", "data"),
     "naive createdAt": (
         {"createdAt": CREATED.replace(tzinfo=None).isoformat()},
         "INVALID_ORDER",
@@ -312,6 +328,46 @@ async def test_bad_input_names_the_field_and_changes_nothing(
     assert payload["order"] is None
     assert errors_of(payload) == [(code, field)]
     assert payload["errors"][0]["message"]
+    assert await row_counts(runtime) == before
+
+
+async def test_data_nested_32_levels_is_accepted(
+    client: httpx.AsyncClient, runtime: Runtime, user: User, service: str
+) -> None:
+    payload = await record(client, service, order_input(user.id, data=nested(32)))
+    assert (payload["outcome"], payload["errors"]) == ("NEW", [])
+    row = await stored(runtime, "ride-1001")
+    assert row is not None and row.data == nested(32)
+
+
+LITERAL_DATA = """
+mutation {{
+  orderRecord(input: {{
+    orderId: "ride-literal", userId: "{user}", createdAt: "{created}", completedAt: "{completed}",
+    status: COMPLETE, price: {{amountMinor: 100, currency: "RUB"}}, cityTimezone: "Europe/Moscow",
+    data: {data}
+  }}) {{ outcome errors {{ code field message }} }}
+}}
+"""
+LITERALS = {
+    "an integer beyond 64 bits": "{n: 123456789012345678901234567890}",
+    "an infinite number": "{n: 1e999}",
+    "150 levels": "{a: " * 150 + "1" + "}" * 150,
+}
+
+
+@pytest.mark.parametrize("data", LITERALS.values(), ids=LITERALS.keys())
+async def test_data_written_as_a_graphql_literal_is_checked_too(
+    client: httpx.AsyncClient, runtime: Runtime, user: User, service: str, data: str
+) -> None:
+    """A literal reaches the service as Python values JSON can't carry (ints of any size)."""
+    document = LITERAL_DATA.format(
+        user=user.id, created=CREATED.isoformat(), completed=COMPLETED.isoformat(), data=data
+    )
+    before = await row_counts(runtime)
+    body = await gql(client, document, token=service)
+    assert "errors" not in body, body
+    assert errors_of(body["data"]["orderRecord"]) == [("INVALID_DATA", "data")]
     assert await row_counts(runtime) == before
 
 

@@ -108,6 +108,17 @@ async def test_get_runs_a_query_with_json_variables(client: httpx.AsyncClient) -
     assert response.json() == {"data": {"__type": {"name": "Query"}}}
 
 
+async def test_get_variables_nested_too_deep_are_400_not_500(client: httpx.AsyncClient) -> None:
+    deep = '{"x": ' + "[" * 5000 + "]" * 5000 + "}"  # json.loads would hit the recursion limit
+    response = await client.get(
+        "/graphql",
+        params={"query": "query Q($x: JSON) { __typename }", "variables": deep},
+        headers={"accept": GQL_JSON},
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.text
+
+
 # Request errors: not executed, no `data`
 
 
@@ -180,12 +191,12 @@ async def test_document_errors_are_200_without_data_for_application_json(
 
 
 async def test_field_error_keeps_data_and_is_200(client: httpx.AsyncClient) -> None:
-    body = {"query": 'query { node(id: "bogus") { id } }'}
+    body = {"query": 'query { jobPing(id: "bogus") { id } }'}  # anonymous: UNAUTHENTICATED
     response = await _post(client, body, GQL_JSON)
     assert response.status_code == 200
     payload = response.json()
-    assert payload["data"] == {"node": None}
-    assert payload["errors"][0]["path"] == ["node"]
+    assert payload["data"] == {"jobPing": None}
+    assert payload["errors"][0]["path"] == ["jobPing"]
 
 
 # Methods

@@ -5,11 +5,13 @@ The test walks the schema itself: each Node type needs a factory below (an objec
 ships a type whose refetch answers "Unexpected error". For every type, `node(id:)`:
 - returns the object to admins, and to its owner when it has one;
 - returns null to another user and to anonymous callers (public types excepted);
-- never answers an error, whoever asks.
+- never answers an error, whoever asks;
+and an id that names no Node type, or is no global id at all, is null too, never an error.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,7 +26,7 @@ from strawberry import relay
 
 from app.models.base import utcnow
 from app.models.goals import GoalNotification, GoalProgressEntry, NotificationKind
-from app.models.identity import Group, Role, User
+from app.models.identity import AuditLog, Group, Role, User
 from app.models.operations import JobFailure, JobPing
 from app.models.orders import Order
 from app.models.promocodes import (
@@ -41,6 +43,7 @@ from app.models.promocodes import (
 from app.models.wallet import WalletEntry, WalletEntryKind
 from app.runtime import Runtime
 from schema.schema import build_schema
+from tests.conftest import make_client
 from tests.conftest import test_settings as make_settings
 from tests.factories.goals import assign, create_template
 from tests.factories.identity import access_token, create_user, service_token
@@ -222,6 +225,14 @@ async def _job_ping(runtime: Runtime, owner: User) -> str:
     return str(ping.id)
 
 
+async def _audit_entry(runtime: Runtime, owner: User) -> str:
+    entry = AuditLog(
+        id=uuid.uuid4(), actor=f"user:{owner.id}", action="user.block", target=f"user:{owner.id}"
+    )
+    await _add(runtime, entry)
+    return str(entry.id)
+
+
 @dataclass(frozen=True)
 class NodeCase:
     factory: Factory
@@ -243,6 +254,7 @@ NODE_TYPES: dict[str, NodeCase] = {
     "PromocodeAttempt": NodeCase(_attempt, Seen.ADMIN),
     "JobFailure": NodeCase(_job_failure, Seen.ADMIN),
     "JobPing": NodeCase(_job_ping, Seen.ADMIN),
+    "AuditLogEntry": NodeCase(_audit_entry, Seen.ADMIN),
 }
 
 NODE = "query Node($id: ID!) { node(id: $id) { __typename id } }"
@@ -301,3 +313,32 @@ async def test_an_unknown_or_malformed_id_is_null(
     for key in (str(uuid.uuid4()), "not-a-uuid", ""):
         body = await gql(client, NODE, {"id": relay.to_base64(type_name, key)}, token=token)
         assert body == {"data": {"node": None}}, (type_name, key, body)
+
+
+ODD_IDS = {
+    "an unknown type": relay.to_base64("Nope", "x"),
+    "a type that is no Node": relay.to_base64("Money", str(uuid.uuid4())),
+    "the root type": relay.to_base64("Query", "x"),
+    "the Node interface": relay.to_base64("Node", str(uuid.uuid4())),
+    "an input type": relay.to_base64("OrderRecordInput", "x"),
+    "an enum": relay.to_base64("OrderStatus", "COMPLETE"),
+    "a lower-case type name": relay.to_base64("user", str(uuid.uuid4())),
+    "not base64": "!!not base64!!",
+    "base64 without a colon": base64.b64encode(b"User").decode(),
+    "base64 of bytes that are not UTF-8": base64.b64encode(b"\xff\xfe:x").decode(),
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize("node_id", ODD_IDS.values(), ids=ODD_IDS.keys())
+async def test_an_id_naming_no_node_type_or_malformed_is_null_and_no_error(
+    node_id: str, env: str, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = await create_user(runtime, roles=(Role.USER, Role.ADMIN))
+    token = await access_token(runtime, admin)
+    async with make_client(runtime, env=env) as client:
+        for caller in (token, None):
+            body = await gql(client, NODE, {"id": node_id}, token=caller)
+            assert body == {"data": {"node": None}}, (caller is None, body)
+    assert "unexpected_error" not in caplog.text

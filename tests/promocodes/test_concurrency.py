@@ -1,18 +1,24 @@
-"""Promocode reservations under real concurrency on PostgreSQL (committing transactions)."""
+"""Promocode reservations under real concurrency (committing transactions): the service on
+PostgreSQL, and `purchaseCreate` over HTTP on both backends (the embedded SQLite default
+must queue its writers, never answer "database is locked")."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from strawberry.relay import to_base64
 
-from app.models.identity import User
+from app.models.identity import Role, User
 from app.models.promocodes import (
+    Audience,
     Plan,
     Promocode,
+    PromocodeGrant,
     PromocodeKind,
     PromocodeUse,
     Purchase,
@@ -22,10 +28,12 @@ from app.models.promocodes import (
 from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.purchases import create_purchase, fail_purchase
-from tests.factories.identity import create_user
+from tests.conftest import make_client
+from tests.factories.identity import access_token, create_user
 from tests.factories.promocodes import create_plan, create_promocode
+from tests.helpers import gql
 
-pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+POSTGRESQL_ONLY = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 MAX_USES = 7
 PER_USER = 2
@@ -67,6 +75,7 @@ async def _holding(runtime: Runtime) -> Counter[uuid.UUID]:
         return Counter(rows)
 
 
+@POSTGRESQL_ONLY
 async def test_a_code_is_never_used_more_than_its_limits_under_concurrency(
     committing_runtime: Runtime,
 ) -> None:
@@ -101,3 +110,114 @@ async def test_a_code_is_never_used_more_than_its_limits_under_concurrency(
         stored = await session.get(Promocode, code.id)
     assert stored is not None and stored.uses == MAX_USES
     assert sum((await _holding(runtime)).values()) == MAX_USES
+
+
+# ---- purchaseCreate over HTTP, both backends ------------------------------------------------
+
+CREATE = """mutation C($input: PurchaseCreateInput!) {
+  purchaseCreate(input: $input) { purchase { id } errors { code } } }"""
+
+
+def _create_input(plan: Plan, code: str) -> dict[str, object]:
+    plan_id = to_base64("Plan", str(plan.id))
+    return {"input": {"planId": plan_id, "code": code, "idempotencyKey": uuid.uuid4().hex}}
+
+
+def _outcome(body: dict[str, Any]) -> str:
+    """ "ok", the refusal's code, or the unexpected error (a locked database, say)."""
+    if "errors" in body:
+        return f"error: {body['errors'][0]['message']}"
+    payload = body["data"]["purchaseCreate"]
+    return payload["errors"][0]["code"] if payload["errors"] else "ok"
+
+
+async def _http_buys(runtime: Runtime, plan: Plan, tokens: list[str]) -> Counter[str]:
+    async with make_client(runtime) as client:
+        bodies = await asyncio.gather(
+            *(gql(client, CREATE, _create_input(plan, "rush"), token=t) for t in tokens)
+        )
+    return Counter(_outcome(body) for body in bodies)
+
+
+async def test_one_user_racing_for_a_once_per_user_code_gets_it_once(
+    racing_runtime: Runtime,
+) -> None:
+    runtime = racing_runtime
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    code = await create_promocode(runtime, "RUSH", max_uses_per_user=1)
+    token = await access_token(runtime, await create_user(runtime))
+
+    outcomes = await _http_buys(runtime, plan, [token] * 8)
+
+    assert outcomes == {"ok": 1, "ALREADY_USED_BY_USER": 7}
+    assert sum((await _holding(runtime)).values()) == 1
+    assert await _uses(runtime, code) == 1
+
+
+async def test_users_racing_for_a_two_use_code_get_two_uses(racing_runtime: Runtime) -> None:
+    runtime = racing_runtime
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    code = await create_promocode(runtime, "RUSH", max_uses=2)
+    tokens = [await access_token(runtime, await create_user(runtime)) for _ in range(6)]
+
+    outcomes = await _http_buys(runtime, plan, tokens)
+
+    assert outcomes == {"ok": 2, "EXHAUSTED": 4}
+    assert sum((await _holding(runtime)).values()) == 2
+    assert await _uses(runtime, code) == 2
+
+
+async def _uses(runtime: Runtime, code: Promocode) -> int:
+    async with runtime.session_factory() as session:
+        stored = await session.get(Promocode, code.id)
+    assert stored is not None
+    return stored.uses
+
+
+# ---- admin creates and grants: concurrent duplicates answer as sequential ones ---------------
+
+PROMOCODE_CREATE = """mutation C($input: PromocodeCreateInput!) {
+  promocodeCreate(input: $input) { promocode { id } errors { code } } }"""
+PROMOCODE_GRANT = """mutation G($input: PromocodeGrantInput!) {
+  promocodeGrant(input: $input) { outcomes { status } errors { code } } }"""
+
+
+async def _admin_calls(
+    runtime: Runtime, document: str, inputs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    admin = await create_user(runtime, roles=(Role.USER, Role.ADMIN))
+    token = await access_token(runtime, admin)
+    async with make_client(runtime) as client:
+        bodies = await asyncio.gather(
+            *(gql(client, document, {"input": data}, token=token) for data in inputs)
+        )
+    assert all("errors" not in body for body in bodies), bodies
+    return [next(iter(body["data"].values())) for body in bodies]
+
+
+async def test_concurrent_creates_of_one_code_create_it_once(racing_runtime: Runtime) -> None:
+    spellings = ["spring", "SPRING", " Spring "] * 3
+    payloads = await _admin_calls(
+        racing_runtime,
+        PROMOCODE_CREATE,
+        [{"code": code, "kind": "PERCENT", "value": 10} for code in spellings],
+    )
+    outcomes = Counter(p["errors"][0]["code"] if p["errors"] else "ok" for p in payloads)
+    assert outcomes == {"ok": 1, "CODE_TAKEN": len(spellings) - 1}
+    async with racing_runtime.session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Promocode)) == 1
+
+
+async def test_concurrent_grants_of_one_code_grant_it_once(racing_runtime: Runtime) -> None:
+    code = await create_promocode(racing_runtime, "VIP", audience=Audience.GRANTED)
+    user = await create_user(racing_runtime)
+    grant = {
+        "promocodeId": to_base64("Promocode", str(code.id)),
+        "userIds": [to_base64("User", str(user.id))],
+    }
+    payloads = await _admin_calls(racing_runtime, PROMOCODE_GRANT, [grant] * 6)
+    assert all(p["errors"] == [] for p in payloads), payloads
+    statuses = Counter(p["outcomes"][0]["status"] for p in payloads)
+    assert statuses == {"GRANTED": 1, "ALREADY_GRANTED": 5}
+    async with racing_runtime.session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(PromocodeGrant)) == 1

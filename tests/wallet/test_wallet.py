@@ -102,14 +102,8 @@ async def test_a_wallet_is_its_owners_only(client: httpx.AsyncClient, runtime: R
 async def test_a_bad_cursor_or_page_size_is_bad_user_input(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    # Alone: beside a field that reads the database (`balances`) a refused argument still
-    # poisons the request's unit of work (HTTP 500), the defect issue 11 (item 2) fixes.
-    entries = """
-    query E($first: Int, $after: String) {
-      viewer { wallet { entries(first: $first, after: $after) { edges { node { id } } } } }
-    }"""
     user = await create_user(runtime)
     token = await access_token(runtime, user)
     for variables in ({"after": "x"}, {"after": ""}, {"first": 101}, {"first": -1}):
-        body = await gql(client, entries, variables, token=token)
+        body = await gql(client, WALLET, variables, token=token)
         assert error_codes(body) == ["BAD_USER_INPUT"], (variables, body)

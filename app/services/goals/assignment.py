@@ -9,6 +9,16 @@ A CSV upload is validated row by row (`assignment_csv` for the format, this modu
 unknown users and goals). A dry run reports what a commit would do and writes nothing; a
 commit assigns the valid rows and records the file's hash, so uploading the same file again
 assigns nothing and reports each row ALREADY_ASSIGNED.
+
+Concurrency decisions:
+- One user's goals change under the user's lock (`locking.lock_user`), taken by
+  `assign_goal` and by each committed row before it reads the user's queue.
+- The same file committed twice at once: the batch row (unique content hash) is written
+  first, in a savepoint, before any goal. On PostgreSQL the second upload's INSERT waits for
+  the first to commit and then violates the hash; it rolls its savepoint back, re-validates
+  the rows (they are now pending) and answers exactly what a later upload of the file
+  answers. On SQLite the unit of work holds the write lock from its first statement
+  (`app.db`), so the second upload simply finds the batch; the savepoint is the backstop.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.goals import (
@@ -186,24 +197,19 @@ async def upload_assignments(
     now: datetime,
 ) -> UploadResult:
     """Validate every row against the database; with `dry_run=False` assign the valid ones."""
-    earlier = await session.scalar(
-        select(GoalAssignmentBatch).where(GoalAssignmentBatch.content_hash == parsed.content_hash)
-    )
+    earlier = await _batch_of(session, parsed.content_hash)
     outcomes = await _validate_rows(session, parsed.rows, now)
     if earlier is not None:
         return UploadResult(dry_run, earlier, _replay(outcomes))
     if dry_run:
         return UploadResult(True, None, outcomes)
-    batch = GoalAssignmentBatch(
-        content_hash=parsed.content_hash,
-        filename=filename[:255],
-        rows=len(outcomes),
-        assigned=0,
-        notify=notify,
-        created_by=actor,
-    )
-    session.add(batch)
-    await session.flush()
+    batch = await _claim_batch(session, parsed.content_hash, filename, len(outcomes), notify, actor)
+    if batch is None:  # the same file, committed at the same time by another upload
+        earlier = await _batch_of(session, parsed.content_hash)
+        assert earlier is not None
+        return UploadResult(
+            False, earlier, _replay(await _validate_rows(session, parsed.rows, now))
+        )
     committed = [await _commit_row(session, row, batch, actor, now, notify) for row in outcomes]
     batch.assigned = sum(row.status is RowStatus.ASSIGNED for row in committed)
     session.add(
@@ -215,6 +221,39 @@ async def upload_assignments(
         )
     )
     return UploadResult(False, batch, committed)
+
+
+async def _batch_of(session: AsyncSession, content_hash: str) -> GoalAssignmentBatch | None:
+    return await session.scalar(
+        select(GoalAssignmentBatch).where(GoalAssignmentBatch.content_hash == content_hash)
+    )
+
+
+async def _claim_batch(
+    session: AsyncSession,
+    content_hash: str,
+    filename: str,
+    rows: int,
+    notify: bool,
+    actor: str,
+) -> GoalAssignmentBatch | None:
+    """Record the file's batch before assigning anything; None when a concurrent upload of
+    the same file recorded it first (its unique hash), which then assigns the rows."""
+    batch = GoalAssignmentBatch(
+        content_hash=content_hash,
+        filename=filename[:255],
+        rows=rows,
+        assigned=0,
+        notify=notify,
+        created_by=actor,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(batch)
+            await session.flush()
+    except IntegrityError:
+        return None
+    return batch
 
 
 def _replay(rows: Sequence[RowOutcome]) -> list[RowOutcome]:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from app.services.errors import DomainError
 from app.services.goals.codes import GoalErrorCode
-from app.services.validation import MAX_MINOR, InvalidValue, check_currency
+from app.services.validation import MAX_MINOR, InvalidValue, check_currency, check_json_depth
 
 __all__ = [
     "MAX_MINOR",
@@ -30,8 +30,11 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 def read_mapping(value: object, field: str, code: GoalErrorCode) -> Mapping[str, Any]:
+    """A JSON object, nested at most `MAX_JSON_DEPTH` levels (the readers then check each key
+    and value, so every JSON input of a template is bounded)."""
     if not isinstance(value, Mapping):
         raise DomainError(code, "Give an object.", field)
+    check_json_depth(value, field, code)
     return value
 
 

@@ -14,7 +14,12 @@ statement a new snapshot). The partial unique index on ACTIVE goals
   previous holder activated (that row did not match `status = 'ACTIVE'` in its snapshot).
 - Batch steps (a CSV upload, an expiry batch) lock their users one after another in one
   transaction and hold every lock until commit.
-- SQLite ignores `FOR … UPDATE`; it has one writer anyway.
+- SQLite ignores `FOR … UPDATE`. There every unit of work begins `BEGIN IMMEDIATE` and
+  holds the database's write lock from its first statement to its end (`app.db`), so steps
+  for one user (indeed all writing steps) take turns, and each reads after the previous one
+  committed: the same guarantee, coarser. The other goals locks rely on this too: the user
+  goal's row lock in `granting.finish_goal`, `get_template(lock=True)`, and the expiry
+  batch's `SKIP LOCKED` (on SQLite the batch simply waits for the lock).
 - Granting a bonus (`granting.finish_goal`) locks the user goal's row instead: it changes
   that goal only and nothing about which goal is active.
 """

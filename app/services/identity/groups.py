@@ -1,4 +1,17 @@
-"""User groups (named sets of users that promocodes can be granted to); admin only."""
+"""User groups (named sets of users that promocodes can be granted to); admin only.
+
+Concurrency decisions:
+- Names are unique in any case, which the unique index (case-sensitive) can't enforce: a
+  create or rename first claims the lower-cased name (`app.db.serialize_on`: a PostgreSQL
+  advisory lock until commit), then checks it is free, so concurrent claims of one name take
+  turns and all but the first get NAME_TAKEN, as a later call would. The write itself runs in
+  a savepoint whose unique violation is NAME_TAKEN too (the backstop).
+- Changes to one group (rename, delete, members) lock its row (`get_group(lock=True)`) on
+  PostgreSQL; adding members is `INSERT … ON CONFLICT DO NOTHING`, so concurrent adds of one
+  user are both fine.
+- SQLite: `FOR UPDATE` and the advisory lock are no-ops there; the unit of work holds the
+  write lock from its first statement (`app.db`), so these steps take turns anyway.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_insert
+from app.db import serialize_on, upsert_insert
 from app.models.identity import AuditLog, Group, GroupMember, User, UserStatus
 from app.services.errors import DomainError
 
@@ -59,18 +72,33 @@ async def _ensure_name_free(session: AsyncSession, name: str, except_id: uuid.UU
         raise DomainError(GroupErrorCode.NAME_TAKEN, "A group with this name exists.", "name")
 
 
-async def create_group(session: AsyncSession, actor: str, name: str, description: str) -> Group:
-    name, description = _clean_name(name), _clean_description(description)
-    await _ensure_name_free(session, name, None)
-    group = Group(name=name, description=description)
+async def _claim_name(session: AsyncSession, name: str, except_id: uuid.UUID | None) -> None:
+    """NAME_TAKEN unless the name is free in any case; callers of one name take turns until
+    commit (the unique index is case-sensitive, so it can't decide alone)."""
+    await serialize_on(session, f"group-name:{name.lower()}")
+    await _ensure_name_free(session, name, except_id)
+
+
+async def _write_name(session: AsyncSession, group: Group, name: str) -> None:
+    """Give the group its name and write it, in a savepoint: the unique index is the
+    backstop should a writer skip the claim (its violation is NAME_TAKEN, not a failed
+    request). The name is set inside the savepoint, so a refusal leaves nothing to write."""
     try:
         async with session.begin_nested():
+            group.name = name
             session.add(group)
             await session.flush()
     except IntegrityError as exc:
         raise DomainError(
             GroupErrorCode.NAME_TAKEN, "A group with this name exists.", "name"
         ) from exc
+
+
+async def create_group(session: AsyncSession, actor: str, name: str, description: str) -> Group:
+    name, description = _clean_name(name), _clean_description(description)
+    await _claim_name(session, name, None)
+    group = Group(description=description)
+    await _write_name(session, group, name)
     session.add(AuditLog(actor=actor, action="group.create", target=f"group:{group.id}"))
     return group
 
@@ -92,11 +120,11 @@ async def update_group(
     clean_name = _clean_name(name) if name is not None else None
     clean_description = _clean_description(description) if description is not None else None
     group = await get_group(session, group_id, lock=True)
-    if clean_name is not None:
-        await _ensure_name_free(session, clean_name, group.id)
-        group.name = clean_name
     if clean_description is not None:
         group.description = clean_description
+    if clean_name is not None:
+        await _claim_name(session, clean_name, group.id)
+        await _write_name(session, group, clean_name)
     session.add(AuditLog(actor=actor, action="group.update", target=f"group:{group.id}"))
     return group
 

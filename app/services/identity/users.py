@@ -1,4 +1,17 @@
-"""Accounts: registration, profile, deletion, and the admin's block/unblock."""
+"""Accounts: registration, profile, deletion, and the admin's block/unblock.
+
+Concurrency decisions:
+- Registration: the password is hashed first (off the event loop, before any statement);
+  the email and phone are unique indexes, and the insert runs in a savepoint, so of
+  concurrent registrations of one contact one wins and the others get EMAIL_TAKEN /
+  PHONE_TAKEN, as a later registration would.
+- Block/unblock locks the user's row (`FOR UPDATE`) on PostgreSQL, so concurrent calls see
+  each other's status and only a real change is audited and revokes tokens. On SQLite that
+  clause is a no-op; the unit of work holds the write lock from its first statement
+  (`app.db`), which serialises them the same way.
+- Account deletion verifies the password inside the unit of work (rare: it may hold the
+  connection for one hash).
+"""
 
 from __future__ import annotations
 
@@ -84,11 +97,14 @@ def _validated(data: Registration, settings: Settings) -> dict[str, str | None]:
 
 async def register(session: AsyncSession, data: Registration, settings: Settings) -> User:
     values = _validated(data, settings)
+    # Hashed before the first statement: the unit of work (and on SQLite the write lock)
+    # isn't held while the hashing pool works or is busy.
+    password_hash = await hash_password(data.password, settings)
     await _ensure_contact_free(session, values["email"], values["phone"])
     user = User(
         email=values["email"],
         phone=values["phone"],
-        password_hash=hash_password(data.password),
+        password_hash=password_hash,
         locale=values["locale"],
         timezone=values["timezone"],
         roles=[Role.USER.value],
@@ -128,10 +144,14 @@ async def revoke_all_refresh_tokens(session: AsyncSession, user_id: uuid.UUID, r
     )
 
 
-async def delete_own_account(session: AsyncSession, user: User, password: str) -> None:
+async def delete_own_account(
+    session: AsyncSession, user: User, password: str, settings: Settings
+) -> None:
     """`accountDelete`: the caller confirms with the current password (an account with no
     password, provisioned by an external issuer, has nothing to confirm)."""
-    if user.password_hash is not None and not verify_password(user.password_hash, password):
+    if user.password_hash is not None and not await verify_password(
+        user.password_hash, password, settings
+    ):
         raise DomainError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong password.", "password")
     await delete_account(session, user)
 

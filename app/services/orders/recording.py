@@ -40,6 +40,7 @@ from app.services.errors import DomainError
 from app.services.orders.codes import OrderErrorCode
 from app.services.orders.facts import OrderFacts, OrderKind, OrderStatus
 from app.services.orders.metrics import ORDERS_RECORDED
+from app.services.validation import check_json
 
 log = structlog.get_logger("engage.goals")
 
@@ -159,10 +160,7 @@ def validate(order: OrderInput) -> None:
         )
     _check_not_future(order)
     _facts(order)  # price, currency, timezone, completion time
-    if len(orjson.dumps(order.data)) > MAX_DATA_BYTES:
-        raise DomainError(
-            OrderErrorCode.INVALID_DATA, f"At most {MAX_DATA_BYTES} bytes of JSON.", "data"
-        )
+    check_json(order.data, "data", OrderErrorCode.INVALID_DATA, max_bytes=MAX_DATA_BYTES)
 
 
 def _check_not_future(order: OrderInput) -> None:

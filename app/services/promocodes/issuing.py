@@ -30,6 +30,7 @@ from app.models.promocodes import (
 )
 from app.services.errors import DomainError
 from app.services.promocodes.attempts import Caller, PromocodeRejected
+from app.services.promocodes.eligibility import find_code
 from app.services.promocodes.errors import PromocodeErrorCode
 from app.services.promocodes.generator import SAFE_CHARSET, generate
 from app.services.promocodes.pricing import final_price
@@ -87,16 +88,25 @@ async def apply_code(
         await _apply_one(session, users.get(user_id), user_id, code, plan_id, actor, settings)
         for user_id in unique_ids
     ]
-    applied = count_applied(outcomes)
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="promocode.apply",
-            target=f"promocode:{code.strip().upper()[:64]}",
-            reason=f"{reason} ({applied}/{len(outcomes)} applied)"[:500],
-        )
+    await _audit_apply(
+        session, code, actor, f"{reason} ({count_applied(outcomes)}/{len(outcomes)} applied)"
     )
     return outcomes
+
+
+async def _audit_apply(session: AsyncSession, code: str, actor: str, reason: str) -> None:
+    """The audit names the promocode by id, as every audit target (`<kind>:<uuid>`); a code
+    that names none applied nothing (its rejections are in the attempts), so has no entry."""
+    promocode = await find_code(session, code)
+    if promocode is not None:
+        session.add(
+            AuditLog(
+                actor=actor,
+                action="promocode.apply",
+                target=f"promocode:{promocode.id}",
+                reason=reason[:500],
+            )
+        )
 
 
 def _checked_users(user_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

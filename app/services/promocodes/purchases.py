@@ -6,6 +6,21 @@ only through `UPDATE … SET uses = uses + 1 WHERE max_uses IS NULL OR uses < ma
 under any concurrency a code with N uses is used at most N times, and at most
 `max_uses_per_user` times per user. The use is RESERVED until the payment result arrives:
 CONFIRMED, or RELEASED (payment failed, reservation timed out, admin) with `uses - 1`.
+
+Locking decisions, per site:
+- `uses < max_uses`: correct by construction on both backends (the conditional UPDATE).
+- The per-user limit (count the user's holding uses, then insert one): a check-then-act.
+  PostgreSQL: under the code's row lock (`FOR NO KEY UPDATE`, `_take_use` / `_retake`).
+  SQLite: that clause is a no-op; the unit of work holds the write lock from its first
+  statement (`BEGIN IMMEDIATE`, `app.db`), so reservations take turns and each counts what
+  the previous one committed. No index could express "at most N per user".
+- Confirm / fail: the purchase's and its use's rows are locked (`_locked_purchase`,
+  `_use_of`) on PostgreSQL, the write lock serialises them on SQLite; both make the state
+  checks (PENDING → CONFIRMED / FAILED, idempotent) see the latest state.
+- The stale-reservation sweep skips locked rows on PostgreSQL (`SKIP LOCKED`); on SQLite it
+  waits for the write lock, then sees which uses are still RESERVED.
+- Concurrent first calls with one `idempotencyKey` replay the winner's purchase
+  (`app.services.idempotency.run_once`).
 """
 
 from __future__ import annotations
