@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fuzz bench schema migrate demo clean install install-test
+.PHONY: run test lint fuzz chaos bench schema migrate demo clean install install-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: install-test
 fuzz: install-test
 	ENGAGE_FUZZ_EXAMPLES=$${ENGAGE_FUZZ_EXAMPLES:-60} ENGAGE_FUZZ_RANDOM=1 \
 		$(BIN)/pytest -q tests/platform/test_fuzz.py
+
+## chaos: the fault-injection test with 10,000 orders (kills processes, restarts the shared Redis)
+chaos: install-test
+	ENGAGE_CHAOS_ORDERS=$${ENGAGE_CHAOS_ORDERS:-10000} $(BIN)/pytest -q -s tests/e2e/test_fault_injection.py
 
 bench: install-test
 	$(BIN)/python -m bench

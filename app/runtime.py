@@ -17,6 +17,7 @@ from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.redis_pool import connect_redis
 from app.settings import Settings
 from jobs.broker import build_broker, install, publisher
 from jobs.embedded import InProcessJobs
@@ -50,7 +51,7 @@ class Runtime:
         """Build everything from settings; tests pass their own engine, sessions or Redis."""
         engine = engine or create_engine(settings)
         if redis is None and settings.redis_url:
-            redis = Redis.from_url(settings.redis_url)
+            redis = connect_redis(settings.redis_url, settings)
         session_factory = session_factory or create_session_factory(engine)
         broker = install(build_broker(settings), settings)
         relay = OutboxRelay(

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     database_pool_pre_ping: bool = False
     database_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     redis_url: str | None = None
+    # One pool per process: requests beyond it wait up to the timeout for a free connection
+    # (redis-py's default pool refuses the 101st concurrent caller instead).
+    redis_max_connections: int = Field(default=100, ge=2)
+    redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # GraphQL surface
     graphiql: bool | None = None

@@ -26,6 +26,7 @@ from app import uow
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.outbox import OutboxRelay, Publish
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
+from app.redis_pool import connect_redis
 from app.services.operations.jobs import claim_message
 from app.settings import Settings
 
@@ -85,7 +86,7 @@ def job_runtime() -> JobRuntime:
 
 def _loop_pubsub(settings: Settings) -> tuple[PubSub, Redis | None]:
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect_redis(settings.redis_url, settings)
         return RedisPubSub(redis), redis
     # No Redis and no API in this process: nobody could receive the events anyway.
     return _shared_pubsub or MemoryPubSub(), None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import importlib
 import os
 import signal
 import tempfile
@@ -28,7 +29,27 @@ def setup() -> None:
     broker = build_broker(settings)
     if settings.worker_metrics_port:
         broker.add_middleware(MetricsServer(settings.worker_metrics_port))
+    for middleware in _test_middleware(settings):
+        broker.add_middleware(middleware)
     install(broker, settings)
+
+
+def _test_middleware(settings: Settings) -> list[Middleware]:
+    """Test-only, off by default: `ENGAGE_TEST_WORKER_MIDDLEWARE="module:Class,..."`.
+
+    Adds Dramatiq middleware from outside the package to the worker's broker (the
+    fault-injection test's duplicate delivery, tests/e2e/chaos_support.py). Ignored when
+    ENGAGE_ENV is production.
+    """
+    specs = os.environ.get("ENGAGE_TEST_WORKER_MIDDLEWARE", "")
+    if not specs or settings.is_production:
+        return []
+    loaded: list[Middleware] = []
+    for spec in filter(None, (part.strip() for part in specs.split(","))):
+        module_name, _, class_name = spec.partition(":")
+        loaded.append(getattr(importlib.import_module(module_name), class_name)())
+        log.warning("worker.test_middleware", middleware=spec)
+    return loaded
 
 
 class MetricsServer(Middleware):

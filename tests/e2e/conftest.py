@@ -20,15 +20,33 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+
+from tests.conftest import REDIS_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 20.0
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 LiveServerFactory = Callable[[Mapping[str, str] | None], str]
+
+# The e2e processes' Redis database: on the server ENGAGE_TEST_REDIS_URL names, never the
+# database the in-process tests flush (tests.conftest.REDIS_URL), so neither disturbs the other.
+E2E_REDIS_DATABASES = (12, 13, 14)
+
+
+def e2e_redis_url(base_url: str | None = None) -> str:
+    """`base_url` (default: ENGAGE_TEST_REDIS_URL) with its database number changed to the
+    first of E2E_REDIS_DATABASES it doesn't use itself; host, port, credentials and options
+    stay."""
+    parts = urlsplit(base_url or REDIS_URL)
+    path = parts.path.strip("/")
+    base_db = int(path) if path.isdigit() else 0
+    db = next(n for n in E2E_REDIS_DATABASES if n != base_db)
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """GraphQL-over-HTTP conformance of a live `engage serve`, audited by graphql-http.
 
-Every audit must pass, the optional ones (SHOULD, MAY) included.
+Every audit must pass, the optional ones (SHOULD, MAY) included. Node.js is a test
+dependency like PostgreSQL and Redis (README): without it the test fails, it never skips.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ AUDIT_TIMEOUT_SECONDS = 120
 def _require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed; the conformance audit needs Node.js")
+        pytest.fail(f"{tool} is not installed; the conformance audit needs Node.js")
     return path
 
 

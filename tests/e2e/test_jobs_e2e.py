@@ -17,13 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import _create_pg_database, _drop_pg_database
-from tests.e2e.conftest import LiveServerFactory, _engage_command, _server_env
+from tests.e2e.conftest import LiveServerFactory, _engage_command, _server_env, e2e_redis_url
 from tests.e2e.test_first_run import LOGIN, _engage, _post
 
 pytestmark = pytest.mark.e2e
 
-# Its own Redis database, so no other test's worker or queue interferes.
-E2E_REDIS_URL = "redis://127.0.0.1:6379/12"
+# Its own Redis database on the test Redis server, so no other test's worker or queue
+# interferes.
+E2E_REDIS_URL = e2e_redis_url()
 ADMIN = {"login": "ops@example.com", "password": "ops-passphrase-1"}
 PING = """mutation P($note: String) {
   jobPing(input: {note: $note}) { ping { id } errors { code } } }"""

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert
 
-from app.models.promocodes import Plan, Promocode, PromocodeKind, promocode_plans
+from app.models.identity import Group, User
+from app.models.promocodes import (
+    Plan,
+    Promocode,
+    PromocodeGrant,
+    PromocodeKind,
+    Purchase,
+    PurchaseStatus,
+    promocode_plans,
+)
 from app.runtime import Runtime
 
 
@@ -61,3 +71,54 @@ async def create_promocode(
                 [{"promocode_id": promocode.id, "plan_id": plan.id} for plan in plans],
             )
     return promocode
+
+
+async def grant_promocode(
+    runtime: Runtime,
+    promocode: Promocode,
+    *,
+    user: User | None = None,
+    group: Group | None = None,
+) -> PromocodeGrant:
+    """A grant of `promocode` to a user or a group, as an admin would make it."""
+    async with runtime.session_factory() as session, session.begin():
+        grant = PromocodeGrant(
+            promocode_id=promocode.id,
+            user_id=user.id if user else None,
+            group_id=group.id if group else None,
+            granted_by="user:admin",
+        )
+        session.add(grant)
+    return grant
+
+
+async def create_purchase_row(
+    runtime: Runtime,
+    user: User,
+    plan: Plan,
+    status: PurchaseStatus = PurchaseStatus.CONFIRMED,
+    *,
+    confirmed_at: datetime | None = None,
+    discounted_cycles: int = 0,
+) -> Purchase:
+    """A purchase without a code, in `status` (history for subscriber eligibility).
+
+    A CONFIRMED purchase is confirmed at `confirmed_at` (default: now).
+    """
+    if status is PurchaseStatus.CONFIRMED and confirmed_at is None:
+        confirmed_at = datetime.now(UTC)
+    async with runtime.session_factory() as session, session.begin():
+        purchase = Purchase(
+            user_id=user.id,
+            plan_id=plan.id,
+            status=status,
+            list_price_minor=plan.price_minor,
+            final_price_minor=plan.price_minor,
+            currency=plan.currency,
+            discounted_cycles=discounted_cycles,
+            created_by="service:test",
+            confirmed_at=confirmed_at if status is PurchaseStatus.CONFIRMED else None,
+            failed_at=datetime.now(UTC) if status is PurchaseStatus.FAILED else None,
+        )
+        session.add(purchase)
+    return purchase

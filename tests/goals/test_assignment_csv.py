@@ -119,8 +119,17 @@ def test_uuids_are_read_in_any_standard_spelling() -> None:
 
 def test_the_line_ending_may_be_lf_crlf_or_cr() -> None:
     for newline in ("\n", "\r\n", "\r"):
-        rows = parse(newline.join(["user_id,goal_id", f"{USER},a", f"{OTHER},b"]))
-        assert [row.line for row in rows] == [2, 3]
+        lines = ["user_id,goal_id,ends_at", f"{USER},a,2025-04-01", f"{OTHER},b-2,"]
+        rows = parse(newline.join(lines) + newline)
+        assert rows == [
+            CsvRow(
+                line=2,
+                user_id=USER,
+                goal_id="a",
+                ends_at=datetime(2025, 4, 1, tzinfo=UTC),
+            ),
+            CsvRow(line=3, user_id=OTHER, goal_id="b-2"),
+        ], repr(newline)
 
 
 # --- row errors --------------------------------------------------------------------------

@@ -285,6 +285,24 @@ def test_window_contains(start: str, end: str, moment: time, inside: bool) -> No
     assert window.contains(moment) is inside
 
 
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("9:05", time(9, 5)), ("09:05", time(9, 5)), ("0:00", time(0, 0)), ("23:59", time(23, 59))],
+)
+def test_a_one_digit_hour_is_accepted(text: str, parsed: time) -> None:
+    """The hour may have one digit ("9:05" is 09:05); the stored form is always HH:MM."""
+    window = parse_time_window({"start": text, "end": "23:59" if text != "23:59" else "00:00"}, "w")
+    assert window.start == parsed
+    assert window.to_json()["start"] == f"{parsed.hour:02d}:{parsed.minute:02d}"
+
+
+@pytest.mark.parametrize("text", ["9:5", "09:5", "9:", "009:05", "9:005", " 9:05", "9h05"])
+def test_minutes_need_two_digits(text: str) -> None:
+    with pytest.raises(DomainError) as refused:
+        parse_time_window({"start": text, "end": "23:00"}, "w")
+    assert (refused.value.code, refused.value.field) == (Code.INVALID_TIME_WINDOW, "w.start")
+
+
 def test_window_refuses_bad_bounds_in_code() -> None:
     with pytest.raises(ValueError, match="differ"):
         TimeWindow(time(8), time(8))

@@ -208,3 +208,109 @@ async def test_goals_wait_in_assignment_order(runtime: Runtime) -> None:
         UserGoalStatus.NEXT,
         UserGoalStatus.NEXT,
     ]
+
+
+async def test_reversing_one_order_twice_gives_back_one_count_of_two(runtime: Runtime) -> None:
+    user = await create_user(runtime)
+    template = await create_template(runtime)  # target 3
+    user_goal = await assign(runtime, user.id, template.id)
+    first, second = order(user.id), order(user.id)
+    await record_and_process(runtime, first)
+    await record_and_process(runtime, second)
+    assert (await goal(runtime, user_goal.id)).progress == 2
+
+    await record(runtime, replace(first, status=OrderStatus.CANCELLED))
+    reversed_once = await process(runtime, first.order_id, user.id)
+    reversed_again = await process(runtime, first.order_id, user.id)
+
+    assert reversed_once.reversed and not reversed_again.reversed
+    assert (await goal(runtime, user_goal.id)).progress == 1  # decremented once, not twice
+    assert (await _ledger(runtime, first.order_id)).reversed_at is not None
+    kept = await _ledger(runtime, second.order_id)
+    assert kept.counted and kept.reversed_at is None
+
+
+async def test_a_refunded_order_gives_its_count_back_while_the_goal_is_active(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    template = await create_template(runtime)  # target 3
+    user_goal = await assign(runtime, user.id, template.id)
+    ride = order(user.id)
+    await record_and_process(runtime, ride)
+    assert (await goal(runtime, user_goal.id)).progress == 1
+
+    await record(runtime, replace(ride, status=OrderStatus.REFUNDED, completed_at=None))
+    result = await process(runtime, ride.order_id, user.id)
+
+    assert result.reversed and result.user_goal_id == user_goal.id
+    active = await goal(runtime, user_goal.id)
+    assert (active.status, active.progress) == (UserGoalStatus.ACTIVE, 0)
+    assert (await _ledger(runtime, ride.order_id)).reversed_at is not None
+
+
+async def test_an_order_completed_exactly_at_the_deadline_counts_for_the_next_goal(
+    runtime: Runtime,
+) -> None:
+    """The period is half-open, [starts_at, expires_at): the deadline instant is the next
+    goal's first (app/services/goals/matching.py)."""
+    user = await create_user(runtime)
+    short = await create_template(runtime, conditions={"target": 3, "periodDays": 1})
+    following = await create_template(runtime, conditions={"target": 3, "periodDays": 2})
+    first = await assign(runtime, user.id, short.id, ends_at=utcnow() + timedelta(minutes=2))
+    second = await assign(runtime, user.id, following.id)
+    deadline = (await goal(runtime, first.id)).expires_at
+    assert deadline is not None
+    just_before = order(user.id, completed_at=deadline - timedelta(microseconds=1))
+    at_deadline = order(user.id, completed_at=deadline)
+
+    before = await record_and_process(runtime, just_before, now=deadline + timedelta(seconds=10))
+    assert (before.user_goal_id, before.reason) == (first.id, ProgressReason.COUNTED)
+    result = await record_and_process(runtime, at_deadline, now=deadline + timedelta(seconds=10))
+
+    assert (result.user_goal_id, result.reason) == (second.id, ProgressReason.COUNTED)
+    missed = await goal(runtime, first.id)
+    assert (missed.status, missed.progress) == (UserGoalStatus.MISSED, 1)
+    started = await goal(runtime, second.id)
+    assert (started.status, started.starts_at, started.progress) == (
+        UserGoalStatus.ACTIVE,
+        deadline,
+        1,
+    )
+
+
+async def test_a_redelivered_order_that_did_not_count_stays_uncounted_after_the_goal_changed(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    base = utcnow() - timedelta(hours=1)
+    comfort_only = await create_template(
+        runtime, conditions={"target": 2, "periodDays": 5, "rideClasses": ["comfort"]}
+    )
+    any_class = await create_template(runtime, conditions={"target": 3, "periodDays": 5})
+    first = await assign(runtime, user.id, comfort_only.id, now=base)
+    second = await assign(runtime, user.id, any_class.id, now=base)
+    econom = order(user.id, ride_class="econom", completed_at=base + timedelta(minutes=30))
+    rejected = await record_and_process(runtime, econom)
+    assert (rejected.user_goal_id, rejected.reason) == (first.id, ProgressReason.WRONG_RIDE_CLASS)
+    # Two comfort rides close the first goal; the second starts before the econom ride ended,
+    # so a fresh match would count the econom ride towards it.
+    for minutes in (10, 20):
+        await record_and_process(
+            runtime, order(user.id, completed_at=base + timedelta(minutes=minutes))
+        )
+    assert (await goal(runtime, first.id)).status is UserGoalStatus.DONE
+    started = await goal(runtime, second.id)
+    assert started.status is UserGoalStatus.ACTIVE
+    assert econom.completed_at is not None and started.starts_at <= econom.completed_at
+
+    redelivered = await process(runtime, econom.order_id, user.id)
+
+    assert redelivered.reason is None and not redelivered.reversed
+    assert (await goal(runtime, second.id)).progress == 0
+    entry = await _ledger(runtime, econom.order_id)
+    assert (entry.user_goal_id, entry.reason, entry.counted) == (
+        first.id,
+        ProgressReason.WRONG_RIDE_CLASS.value,
+        False,
+    )

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+from sqlalchemy import select, update
 
+from app.auth import digest
+from app.models.identity import RefreshToken
 from app.runtime import Runtime
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories.identity import PASSWORD, access_token, create_user
@@ -186,6 +189,54 @@ async def test_logout_revokes_the_refresh_token(client: httpx.AsyncClient) -> No
     assert body["data"]["logout"]["errors"] == []
     refused = await gql(client, REFRESH, {"input": {"refreshToken": tokens["refreshToken"]}})
     assert refused["data"]["tokenRefresh"]["errors"][0]["code"] == "INVALID_REFRESH_TOKEN"
+
+
+async def test_an_expired_refresh_token_is_refused(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await register(client)
+    tokens = (await login(client, "anna@example.com"))["tokens"]
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == digest(tokens["refreshToken"]))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    refused = await gql(client, REFRESH, {"input": {"refreshToken": tokens["refreshToken"]}})
+    assert refused["data"]["tokenRefresh"]["tokens"] is None
+    assert [e["code"] for e in refused["data"]["tokenRefresh"]["errors"]] == [
+        "INVALID_REFRESH_TOKEN"
+    ]
+    async with runtime.session_factory() as session:
+        token = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == digest(tokens["refreshToken"]))
+        )
+    assert token is not None and token.rotated_at is None  # not spent by the refusal
+
+
+async def test_logout_with_another_users_refresh_token_revokes_nothing_of_theirs(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await register(client)
+    await register(client, email="boris@example.com")
+    anna = (await login(client, "anna@example.com"))["tokens"]
+    boris = (await login(client, "boris@example.com"))["tokens"]
+    body = await gql(
+        client,
+        LOGOUT,
+        {"input": {"refreshToken": boris["refreshToken"]}},
+        token=anna["accessToken"],
+    )
+    assert body["data"]["logout"]["errors"] == []
+    async with runtime.session_factory() as session:
+        revoked = (
+            await session.scalars(select(RefreshToken).where(RefreshToken.revoked_at.is_not(None)))
+        ).all()
+    assert revoked == []
+    # Boris's token still rotates.
+    rotated = await gql(client, REFRESH, {"input": {"refreshToken": boris["refreshToken"]}})
+    assert rotated["data"]["tokenRefresh"]["errors"] == []
+    assert rotated["data"]["tokenRefresh"]["tokens"]["refreshToken"]
 
 
 async def test_logout_needs_a_signed_in_user(client: httpx.AsyncClient) -> None:

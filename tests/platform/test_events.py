@@ -79,7 +79,14 @@ async def test_a_released_savepoint_of_a_rolled_back_transaction_sends_nothing(
         async with session.begin_nested():
             publish_after_commit(session, "c", {"n": 1})
         await session.rollback()
-    assert take_committed_events(session) == []
+        assert take_committed_events(session) == []
+        # The next transaction of the same session commits only its own event: the released
+        # savepoint's event went with the rollback and does not linger for a later commit.
+        await session.begin()
+        async with session.begin_nested():
+            publish_after_commit(session, "c", {"n": 2})
+        await session.commit()
+    assert take_committed_events(session) == [("c", {"n": 2})]
 
 
 async def test_an_unserialisable_message_fails_in_the_transaction(runtime: Runtime) -> None:

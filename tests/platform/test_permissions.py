@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import strawberry
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app.auth import digest
 from app.graphql_http import GraphQLEndpoint
 from app.middleware import RequestContextMiddleware
-from app.models.identity import Role
+from app.models.identity import Role, ServiceToken
 from app.runtime import Runtime
 from schema.permissions import IsAdmin, IsAuthenticated, IsService, IsUser
 from tests.factories.identity import access_token, create_user, service_token
@@ -92,4 +95,22 @@ async def test_roles_decide_what_each_caller_reaches(
 
 async def test_a_revoked_or_made_up_service_token_is_refused(guarded: httpx.AsyncClient) -> None:
     body = await gql(guarded, "query { serviceOnly }", token="eng_svc_made-up")
+    assert body["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED", "reason": "INVALID"}
+
+
+async def test_a_revoked_service_token_is_refused(
+    guarded: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    secret = await service_token(runtime)
+    assert (await gql(guarded, "query { serviceOnly }", token=secret))["data"] == {
+        "serviceOnly": "ok"
+    }
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(
+            update(ServiceToken)
+            .where(ServiceToken.token_hash == digest(secret))
+            .values(revoked_at=datetime.now(UTC))
+        )
+    body = await gql(guarded, "query { serviceOnly }", token=secret)
+    assert body["data"] is None
     assert body["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED", "reason": "INVALID"}

@@ -390,8 +390,39 @@ async def test_create_accepts_each_kind(
     runtime: Runtime, catalog: Catalog, overrides: dict[str, Any]
 ) -> None:
     promocode = await create_code(runtime, **overrides)
-    money = overrides.get("kind") in (PromocodeKind.FIXED_PRICE, PromocodeKind.AMOUNT)
-    assert promocode.currency == ("RUB" if money else None)
+    kind = overrides.get("kind", PromocodeKind.PERCENT)
+    money = kind in (PromocodeKind.FIXED_PRICE, PromocodeKind.AMOUNT)
+    expected = (
+        kind,
+        overrides.get("value", 10),
+        "RUB" if money else None,
+        overrides.get("trial_days", 0),
+        overrides.get("discounted_cycles", 1),
+        overrides.get("max_uses"),
+        overrides.get("max_uses_per_user", 1),
+        0,
+        True,
+    )
+
+    def offer(row: Promocode) -> tuple[Any, ...]:
+        return (
+            row.kind,
+            row.value,
+            row.currency,
+            row.trial_days,
+            row.discounted_cycles,
+            row.max_uses,
+            row.max_uses_per_user,
+            row.uses,
+            row.active,
+        )
+
+    assert offer(promocode) == expected
+    async with runtime.session_factory() as session:  # persisted, not only returned
+        stored = await session.scalar(select(Promocode).where(Promocode.id == promocode.id))
+    assert stored is not None and stored is not promocode
+    assert offer(stored) == expected
+    assert stored.code == promocode.code
 
 
 async def test_codes_are_unique_case_insensitively(runtime: Runtime) -> None:

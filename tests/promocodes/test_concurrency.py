@@ -22,6 +22,7 @@ from app.models.promocodes import (
     PromocodeKind,
     PromocodeUse,
     Purchase,
+    PurchaseStatus,
     Rejection,
     UseStatus,
 )
@@ -29,7 +30,7 @@ from app.runtime import Runtime
 from app.services.promocodes.attempts import Caller, PromocodeRejected
 from app.services.promocodes.purchases import create_purchase, fail_purchase
 from tests.conftest import make_client
-from tests.factories.identity import access_token, create_user
+from tests.factories.identity import access_token, create_user, service_token
 from tests.factories.promocodes import create_plan, create_promocode
 from tests.helpers import gql
 
@@ -221,3 +222,61 @@ async def test_concurrent_grants_of_one_code_grant_it_once(racing_runtime: Runti
     assert statuses == {"GRANTED": 1, "ALREADY_GRANTED": 5}
     async with racing_runtime.session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(PromocodeGrant)) == 1
+
+
+CONFIRM = """mutation C($input: PurchaseConfirmInput!) {
+  purchaseConfirm(input: $input) { purchase { status } errors { code } } }"""
+FAIL = """mutation F($input: PurchaseFailInput!) {
+  purchaseFail(input: $input) { purchase { status } errors { code } } }"""
+
+
+async def test_a_concurrent_confirm_and_fail_of_one_purchase_end_in_one_of_them(
+    racing_runtime: Runtime,
+) -> None:
+    runtime = racing_runtime
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    code = await create_promocode(runtime, "RUSH", max_uses=10)
+    service = await service_token(runtime, "payments")
+    for _ in range(5):
+        user = await create_user(runtime)
+        async with runtime.session_factory() as session, session.begin():
+            purchase, _ = await create_purchase(
+                session,
+                Caller(user),
+                plan_id=plan.id,
+                code=code.code,
+                idempotency_key=None,
+                settings=runtime.settings,
+            )
+        variables = {"input": {"purchaseId": to_base64("Purchase", str(purchase.id))}}
+        async with make_client(runtime) as client:
+            confirmed, failed = await asyncio.gather(
+                gql(client, CONFIRM, variables, token=service),
+                gql(client, FAIL, variables, token=service),
+            )
+        outcomes = {
+            "confirm": confirmed["data"]["purchaseConfirm"],
+            "fail": failed["data"]["purchaseFail"],
+        }
+        winners = [name for name, payload in outcomes.items() if not payload["errors"]]
+        assert len(winners) == 1, outcomes
+        loser = outcomes["fail" if winners == ["confirm"] else "confirm"]
+        assert [e["code"] for e in loser["errors"]] == ["INVALID_STATE"]
+        async with runtime.session_factory() as session:
+            stored = await session.get(Purchase, purchase.id)
+            use = await session.scalar(
+                select(PromocodeUse).where(PromocodeUse.purchase_id == purchase.id)
+            )
+        assert stored is not None and use is not None
+        if winners == ["confirm"]:
+            assert (stored.status, use.status) == (PurchaseStatus.CONFIRMED, UseStatus.CONFIRMED)
+        else:
+            assert (stored.status, use.status) == (PurchaseStatus.FAILED, UseStatus.RELEASED)
+    counted = await _uses(runtime, code)
+    async with runtime.session_factory() as session:
+        held = await session.scalar(
+            select(func.count())
+            .select_from(PromocodeUse)
+            .where(PromocodeUse.status != UseStatus.RELEASED)
+        )
+    assert counted == held

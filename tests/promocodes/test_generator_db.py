@@ -20,7 +20,7 @@ from app.models.promocodes import (
 )
 from app.runtime import Runtime
 from app.services.promocodes.generator import generate, insert_generated
-from tests.factories.promocodes import create_plan
+from tests.factories.promocodes import create_plan, create_promocode
 
 VALID_FROM = datetime(2030, 1, 1, tzinfo=UTC)
 TEMPLATE: dict[str, Any] = {
@@ -139,13 +139,21 @@ async def test_eligible_plans_are_copied_to_every_code(runtime: Runtime) -> None
     assert counts == dict.fromkeys(plan_ids, 300)
 
 
-async def test_without_plan_ids_no_plan_rows(runtime: Runtime) -> None:
+@pytest.mark.parametrize("plan_ids", ["absent", "empty"])
+async def test_without_plan_ids_no_plan_rows(runtime: Runtime, plan_ids: str) -> None:
+    plan = await create_plan(runtime, currency="EUR")
+    listed = await create_promocode(runtime, plans=[plan])  # another code's plan row stays
+    template = TEMPLATE if plan_ids == "absent" else {**TEMPLATE, "plan_ids": []}
+    batch_id = uuid.uuid4()
     async with runtime.session_factory() as session, session.begin():
-        await insert_generated(
-            session, template=TEMPLATE, count=10, length=8, prefix="", batch_id=uuid.uuid4()
+        codes = await insert_generated(
+            session, template=template, count=10, length=8, prefix="", batch_id=batch_id
         )
-        total = await session.scalar(select(func.count()).select_from(promocode_plans))
-    assert total == 0
+    assert len(set(codes)) == 10
+    async with runtime.session_factory() as session:
+        assert sorted(await _codes(session, batch_id)) == sorted(codes)  # the codes were stored
+        rows = (await session.execute(select(promocode_plans))).all()
+    assert [(row.promocode_id, row.plan_id) for row in rows] == [(listed.id, plan.id)]
 
 
 async def test_nothing_is_committed_by_the_function(

@@ -166,3 +166,37 @@ async def test_payment_results_are_idempotent_and_final(runtime: Runtime) -> Non
         with pytest.raises(DomainError) as unknown:
             await confirm_purchase(session, uuid.uuid4(), actor="svc")
         assert unknown.value.code is PurchaseErrorCode.NOT_FOUND
+
+
+async def test_the_stale_sweep_never_releases_a_confirmed_use(runtime: Runtime) -> None:
+    plan, code = await _setup(runtime, max_uses=2)
+    confirmed, pending = await _buy(runtime, plan, code), await _buy(runtime, plan, code)
+    async with runtime.session_factory() as session, session.begin():
+        await confirm_purchase(session, confirmed.id, actor="svc")
+    # Both uses are past their reservation TTL; only the one still RESERVED is stale.
+    assert await _expire_reservations(runtime) == 1
+    stored, use, uses = await _state(runtime, confirmed)
+    assert stored.status is PurchaseStatus.CONFIRMED
+    assert use.status is UseStatus.CONFIRMED and use.released_at is None
+    assert use.release_reason is None
+    assert uses == 1
+    _, pending_use, _ = await _state(runtime, pending)
+    assert pending_use.release_reason is ReleaseReason.TIMEOUT
+    assert await _expire_reservations(runtime) == 0
+
+
+async def test_failing_a_purchase_whose_reservation_timed_out_releases_nothing_again(
+    runtime: Runtime,
+) -> None:
+    plan, code = await _setup(runtime, max_uses=2)
+    timed_out = await _buy(runtime, plan, code)
+    assert await _expire_reservations(runtime) == 1
+    holder = await _buy(runtime, plan, code)  # someone else holds a use now: uses == 1
+    async with runtime.session_factory() as session, session.begin():
+        await fail_purchase(session, timed_out.id, actor="svc", reason="card declined")
+    stored, use, uses = await _state(runtime, timed_out)
+    assert stored.status is PurchaseStatus.FAILED
+    assert use.status is UseStatus.RELEASED and use.release_reason is ReleaseReason.TIMEOUT
+    assert uses == 1  # not decremented a second time
+    _, holder_use, _ = await _state(runtime, holder)
+    assert holder_use.status is UseStatus.RESERVED
