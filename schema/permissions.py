@@ -7,7 +7,7 @@ presented token was refused); a known caller without the role gets `FORBIDDEN`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from graphql import GraphQLError
@@ -17,6 +17,7 @@ from strawberry.types import Info
 from app.auth import Principal
 from app.models.identity import Role
 from schema.context import Context
+from schema.loaders import ContextLoader
 
 
 class AuthError(GraphQLError):
@@ -64,6 +65,24 @@ async def visible_rows(
     if owner is None or principal.user_id is None:
         return [None] * len(rows)
     return [row if row is not None and owner(row) == principal.user_id else None for row in rows]
+
+
+N = TypeVar("N")
+
+
+async def visible_nodes(
+    info: Info[Context, Any],
+    loader: type[ContextLoader[str, T | None]],
+    node_ids: Iterable[str],
+    build: Callable[[T], N],
+    *,
+    owner: Callable[[T], uuid.UUID | None] | None = None,
+    roles: tuple[Role, ...] = (Role.ADMIN,),
+) -> list[N | None]:
+    """`resolve_nodes` of a Node type: load the rows, keep those `visible_rows` allows, build."""
+    found = await info.context.loaders[loader].load_many(list(node_ids))
+    visible = await visible_rows(info, found, owner=owner, roles=roles)
+    return [build(row) if row is not None else None for row in visible]
 
 
 class _RolePermission(BasePermission):

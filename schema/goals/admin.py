@@ -20,7 +20,7 @@ from app.models.goals import GoalTemplate, TemplateStatus
 from app.services.goals.bonuses import BonusType
 from schema.context import Context
 from schema.goals.loaders import GoalTemplateByIdLoader
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 
 strawberry.enum(
     TemplateStatus,
@@ -107,5 +107,4 @@ class GoalTemplateNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GoalTemplateNode | None]:
         """Admins only, like every template read."""
-        found = await info.context.loaders[GoalTemplateByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, GoalTemplateByIdLoader, node_ids, cls.from_model)

@@ -28,7 +28,7 @@ from schema.goals.loaders import (
     UserGoalByIdLoader,
 )
 from schema.orders.types import OrderKind
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 
 strawberry.enum(
     UserGoalStatus,
@@ -101,10 +101,14 @@ class UserGoalNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[UserGoalNode | None]:
         """The owner sees their goals, an admin anyone's."""
-        found = await info.context.loaders[UserGoalByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(info, found, owner=lambda view: view.user_id)
-        locale = viewer_locale(info)
-        return [goal_node(view, locale) if view else None for view in visible]
+        return await visible_nodes(
+            info,
+            UserGoalByIdLoader,
+            node_ids,
+            # the locale is read after visible_nodes resolved the principal
+            lambda view: goal_node(view, viewer_locale(info)),
+            owner=lambda view: view.user_id,
+        )
 
 
 @strawberry.type(description="The viewer's goals: the one counting now, the queue, the recent.")
@@ -149,10 +153,14 @@ class GoalNotificationNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GoalNotificationNode | None]:
         """The owner sees their notifications, an admin anyone's."""
-        found = await info.context.loaders[GoalNotificationByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(info, found, owner=lambda item: item.goal.user_id)
-        locale = viewer_locale(info)
-        return [notification_node(item, locale) if item else None for item in visible]
+        return await visible_nodes(
+            info,
+            GoalNotificationByIdLoader,
+            node_ids,
+            # the locale is read after visible_nodes resolved the principal
+            lambda item: notification_node(item, viewer_locale(info)),
+            owner=lambda item: item.goal.user_id,
+        )
 
 
 @strawberry.type(description="The app-start summary of personal goals.")
@@ -182,9 +190,9 @@ class GoalProgressLogEntry(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GoalProgressLogEntry | None]:
         """The owner sees their ledger, an admin anyone's."""
-        found = await info.context.loaders[ProgressLogEntryByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(info, found, owner=lambda entry: entry.user_id)
-        return [log_entry_node(entry) if entry else None for entry in visible]
+        return await visible_nodes(
+            info, ProgressLogEntryByIdLoader, node_ids, log_entry_node, owner=lambda e: e.user_id
+        )
 
 
 # ---- nodes built eagerly from service views (every field a plain attribute) -------------

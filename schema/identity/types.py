@@ -17,7 +17,7 @@ from schema.identity.loaders import (
     MemberCountByGroupIdLoader,
     UserByIdLoader,
 )
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 
 strawberry.enum(UserStatus, name="UserStatus")
 strawberry.enum(Role, name="Role")
@@ -48,8 +48,7 @@ class GroupNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[GroupNode | None]:
         """Admins only, like every group read."""
-        found = await info.context.loaders[GroupByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(g) if g else None for g in await visible_rows(info, found)]
+        return await visible_nodes(info, GroupByIdLoader, node_ids, cls.from_model)
 
 
 @strawberry.type(name="User")
@@ -86,9 +85,9 @@ class UserNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[UserNode | None]:
         """A user sees themselves, an admin anyone."""
-        found = await info.context.loaders[UserByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(info, found, owner=lambda user: user.id)
-        return [cls.from_model(user) if user else None for user in visible]
+        return await visible_nodes(
+            info, UserByIdLoader, node_ids, cls.from_model, owner=lambda user: user.id
+        )
 
 
 @strawberry.type

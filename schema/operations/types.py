@@ -20,7 +20,7 @@ from schema.operations.loaders import (
     JobFailureByIdLoader,
     JobPingByIdLoader,
 )
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 
 strawberry.enum(
     JobFailureStatus,
@@ -93,8 +93,7 @@ class JobFailureNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[JobFailureNode | None]:
         """Admins only."""
-        found = await info.context.loaders[JobFailureByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, JobFailureByIdLoader, node_ids, cls.from_model)
 
 
 @strawberry.type(
@@ -138,8 +137,7 @@ class JobPingNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[JobPingNode | None]:
         """Admins only."""
-        found = await info.context.loaders[JobPingByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, JobPingByIdLoader, node_ids, cls.from_model)
 
 
 @strawberry.type(
@@ -182,5 +180,4 @@ class AuditLogEntryNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[AuditLogEntryNode | None]:
         """Admins only."""
-        found = await info.context.loaders[AuditLogEntryByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, AuditLogEntryByIdLoader, node_ids, cls.from_model)

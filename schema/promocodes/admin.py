@@ -29,7 +29,7 @@ from schema.base import After, Money, PageSize, offset_connection, offset_page
 from schema.context import Context
 from schema.identity.loaders import GroupByIdLoader, UserByIdLoader
 from schema.identity.types import GroupNode, UserNode
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 from schema.promocodes.loaders import (
     AttemptByIdLoader,
     GrantByIdLoader,
@@ -255,8 +255,7 @@ class PromocodeNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeNode | None]:
         """Admins only."""
-        found = await info.context.loaders[PromocodeByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, PromocodeByIdLoader, node_ids, cls.from_model)
 
 
 @strawberry.type(
@@ -299,8 +298,7 @@ class PromocodeGrantNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeGrantNode | None]:
         """Admins only."""
-        found = await info.context.loaders[GrantByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, GrantByIdLoader, node_ids, cls.from_model)
 
 
 @strawberry.type(
@@ -365,5 +363,4 @@ class PromocodeAttemptNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PromocodeAttemptNode | None]:
         """Admins only."""
-        found = await info.context.loaders[AttemptByIdLoader].load_many(list(node_ids))
-        return [cls.from_model(row) if row else None for row in await visible_rows(info, found)]
+        return await visible_nodes(info, AttemptByIdLoader, node_ids, cls.from_model)

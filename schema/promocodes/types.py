@@ -19,7 +19,7 @@ from schema.base import Money
 from schema.context import Context
 from schema.identity.loaders import UserByIdLoader
 from schema.identity.types import UserNode
-from schema.permissions import visible_rows
+from schema.permissions import visible_nodes
 from schema.promocodes.loaders import (
     PlanByIdLoader,
     PlansByPromocodeIdLoader,
@@ -234,8 +234,11 @@ class PurchaseNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[PurchaseNode | None]:
         """A user sees their own purchases; admins and services (the payment system) any."""
-        found = await info.context.loaders[PurchaseByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(
-            info, found, owner=lambda row: row.user_id, roles=(Role.ADMIN, Role.SERVICE)
+        return await visible_nodes(
+            info,
+            PurchaseByIdLoader,
+            node_ids,
+            cls.from_model,
+            owner=lambda row: row.user_id,
+            roles=(Role.ADMIN, Role.SERVICE),
         )
-        return [cls.from_model(row) if row else None for row in visible]

@@ -23,7 +23,7 @@ from schema.base import (
     page_size,
 )
 from schema.context import Context
-from schema.permissions import require, visible_rows
+from schema.permissions import require, visible_nodes
 from schema.wallet.loaders import WalletEntryByIdLoader
 
 strawberry.enum(WalletEntryKind, name="WalletEntryKind", description="Why the wallet changed.")
@@ -52,9 +52,9 @@ class WalletEntryNode(relay.Node):
         cls, *, info: Info[Context, Any], node_ids: Any, required: bool = False
     ) -> list[WalletEntryNode | None]:
         """The owner sees their entries, an admin anyone's."""
-        found = await info.context.loaders[WalletEntryByIdLoader].load_many(list(node_ids))
-        visible = await visible_rows(info, found, owner=lambda entry: entry.user_id)
-        return [cls.from_model(entry) if entry else None for entry in visible]
+        return await visible_nodes(
+            info, WalletEntryByIdLoader, node_ids, cls.from_model, owner=lambda entry: entry.user_id
+        )
 
 
 async def _wallet_owner(info: Info[Context, Any]) -> uuid.UUID:
