@@ -35,6 +35,10 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 OUTBOX_SWEPT = Counter(
     "engage_outbox_swept_total", "Outbox rows published by the sweeper instead of the relay."
 )
+OUTBOX_REDELIVERED = Counter(
+    "engage_outbox_redelivered_total",
+    "Outbox rows published again because the broker accepted them and no worker finished them.",
+)
 OUTBOX_BACKLOG = Gauge("engage_outbox_backlog", "Outbox rows committed but not yet published.")
 OUTBOX_OLDEST_AGE = Gauge(
     "engage_outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row."

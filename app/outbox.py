@@ -5,9 +5,12 @@ unit of work. Whoever owns the unit of work (the GraphQL request, an actor, a CL
 hands the session to `OutboxRelay.relay_committed()` after a successful commit; the relay
 publishes the rows to the broker and marks them sent. A rolled-back transaction leaves no row
 and publishes nothing. If the process dies between commit and publish, the periodic sweeper
-publishes rows that stayed unsent for longer than a grace period, so no job is lost; the
-price is that a job can be delivered twice, which is why every actor is idempotent and why a
-row's id is its message id on every delivery.
+publishes rows that stayed unsent for longer than a grace period. Workers mark the rows they
+finished (`OutboxRelay.finish`, from the jobs middleware); a row sent long ago and never
+finished was lost by the broker (Redis restarted without persistence, an in-process queue
+died with its process), and the sweeper publishes it again (`redeliver`). So no job is lost;
+the price is that a job can be delivered twice, which is why every actor is idempotent and
+why a row's id is its message id on every delivery.
 
 Services depend only on this module, never on Dramatiq: the broker is behind `Publish`.
 """
@@ -29,7 +32,12 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionFactory, transaction, upsert_insert
-from app.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_SWEPT, OUTBOX_WRITTEN
+from app.metrics import (
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_REDELIVERED,
+    OUTBOX_SWEPT,
+    OUTBOX_WRITTEN,
+)
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, ProcessedMessage
 
@@ -164,12 +172,13 @@ def _envelope(row: OutboxMessage) -> Envelope:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows and marks them sent; sweeps and cleans the table.
+    """Publishes committed outbox rows and marks them sent; marks rows finished; sweeps and
+    cleans the table.
 
-    Publishing happens at once. Marking rows sent is batched when `mark_sent_window` is set:
-    the ids of everything published within the window go out in one UPDATE, instead of a
-    second transaction per commit. A crash before that UPDATE only means the sweeper
-    publishes those rows again, which every actor tolerates.
+    Publishing happens at once. Marking rows sent (and finished) is batched when
+    `mark_sent_window` is set: the ids of everything published within the window go out in
+    one UPDATE, instead of a second transaction per commit. A crash before that UPDATE only
+    means the sweeper publishes those rows again, which every actor tolerates.
     """
 
     def __init__(
@@ -183,6 +192,7 @@ class OutboxRelay:
         self.publish = publish
         self.mark_sent_window = mark_sent_window
         self._unmarked: list[uuid.UUID] = []
+        self._finished: list[uuid.UUID] = []
         self._marker: asyncio.Task[None] | None = None
 
     async def relay_committed(self, session: AsyncSession) -> int:
@@ -201,31 +211,55 @@ class OutboxRelay:
             log.exception("outbox.publish_failed", count=len(envelopes))
             return
         self._unmarked.extend(envelope.id for envelope in envelopes)
+        await self._mark_soon()
+
+    def finish(self, message_id: uuid.UUID) -> None:
+        """Record that a worker is done with `message_id` (call on the relay's loop)."""
+        self._finished.append(message_id)
+        self._schedule_marking()
+
+    async def _mark_soon(self) -> None:
         if self.mark_sent_window is None:
             await self.flush()
-        elif self._marker is None or self._marker.done():
-            self._marker = asyncio.create_task(self._flush_after_window())
+        else:
+            self._schedule_marking()
+
+    def _schedule_marking(self) -> None:
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.get_running_loop().create_task(self._flush_after_window())
 
     async def _flush_after_window(self) -> None:
-        await asyncio.sleep(self.mark_sent_window or 0)
-        await self.flush()
+        # Checked and returned with no await between: an id added later schedules a new task.
+        while self._unmarked or self._finished:
+            await asyncio.sleep(self.mark_sent_window or 0)
+            await self.flush()
 
     async def flush(self) -> None:
-        """Mark everything published so far as sent."""
-        while self._unmarked:
-            ids, self._unmarked = self._unmarked[:_MARK_BATCH], self._unmarked[_MARK_BATCH:]
+        """Mark everything published so far as sent, and everything finished as finished."""
+        await self._mark(self._take_unmarked, "sent_at", "outbox.mark_sent_failed")
+        await self._mark(self._take_finished, "finished_at", "outbox.mark_finished_failed")
+
+    def _take_unmarked(self) -> list[uuid.UUID]:
+        ids, self._unmarked = self._unmarked[:_MARK_BATCH], self._unmarked[_MARK_BATCH:]
+        return ids
+
+    def _take_finished(self) -> list[uuid.UUID]:
+        ids, self._finished = self._finished[:_MARK_BATCH], self._finished[_MARK_BATCH:]
+        return ids
+
+    async def _mark(self, take: Callable[[], list[uuid.UUID]], column: str, failed: str) -> None:
+        while ids := take():
+            values: dict[str, Any] = {column: utcnow()}
+            if column == "sent_at":
+                values["publish_attempts"] = OutboxMessage.publish_attempts + 1
             try:
                 async with transaction(self.session_factory) as session:
                     await session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id.in_(ids))
-                        .values(
-                            sent_at=utcnow(), publish_attempts=OutboxMessage.publish_attempts + 1
-                        )
+                        update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values)
                     )
             except Exception:
-                # Published but not marked: the sweeper publishes again; actors are idempotent.
-                log.exception("outbox.mark_sent_failed", count=len(ids))
+                # Unmarked: the sweeper publishes again; actors are idempotent.
+                log.exception(failed, count=len(ids))
 
     async def close(self) -> None:
         """Finish marking: call before the engine is disposed."""
@@ -237,17 +271,44 @@ class OutboxRelay:
 
     async def sweep(self, grace: timedelta, batch_size: int = 500) -> int:
         """Publish rows committed more than `grace` ago and still unsent; returns how many."""
+        unsent = (
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.finished_at.is_(None),
+            OutboxMessage.created_at < utcnow() - grace,
+        )
+        total = await self._republish(unsent, OutboxMessage.created_at, batch_size, "swept")
+        if total:
+            OUTBOX_SWEPT.inc(total)
+        return total
+
+    async def redeliver(self, after: timedelta, max_attempts: int, batch_size: int = 500) -> int:
+        """Publish again rows the broker accepted more than `after` ago that no worker finished.
+
+        A row is published at most `max_attempts` times in all: one the workers keep failing
+        to finish without dead-lettering it is left to the log, not published forever.
+        """
+        lost = (
+            OutboxMessage.sent_at.is_not(None),
+            OutboxMessage.finished_at.is_(None),
+            OutboxMessage.sent_at < utcnow() - after,
+            OutboxMessage.publish_attempts < max_attempts,
+        )
+        total = await self._republish(lost, OutboxMessage.sent_at, batch_size, "redelivered")
+        if total:
+            OUTBOX_REDELIVERED.inc(total)
+        return total
+
+    async def _republish(
+        self, conditions: Sequence[Any], oldest_first: Any, batch_size: int, event: str
+    ) -> int:
         total = 0
         while True:
             async with transaction(self.session_factory) as session:
                 rows = (
                     await session.scalars(
                         select(OutboxMessage)
-                        .where(
-                            OutboxMessage.sent_at.is_(None),
-                            OutboxMessage.created_at < utcnow() - grace,
-                        )
-                        .order_by(OutboxMessage.created_at)
+                        .where(*conditions)
+                        .order_by(oldest_first)
                         .limit(batch_size)
                         .with_for_update(skip_locked=True)
                     )
@@ -260,8 +321,7 @@ class OutboxRelay:
                     row.sent_at = now
                     row.publish_attempts += 1
             total += len(rows)
-            OUTBOX_SWEPT.inc(len(rows))
-            log.warning("outbox.swept", count=len(rows))
+            log.warning(f"outbox.{event}", count=len(rows), ids=[str(r.id) for r in rows[:20]])
             if len(rows) < batch_size:
                 return total
 

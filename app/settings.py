@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # Rows published within this window are marked sent in one UPDATE; 0 marks each commit.
     outbox_mark_sent_window_ms: int = Field(default=20, ge=0, le=5000)
     outbox_sweep_grace_seconds: int = Field(default=30, ge=1)
+    # A row the broker accepted this long ago that no worker finished was lost by the broker
+    # and is published again, at most OUTBOX_MAX_PUBLISHES times in all (docs/jobs.md). Keep
+    # it above the longest queue wait plus retry backoff you expect: a redelivery too early
+    # only costs a duplicate delivery, which actors tolerate.
+    outbox_redeliver_after_seconds: int = Field(default=900, ge=1)
+    outbox_max_publishes: int = Field(default=5, ge=1, le=100)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_retention_hours: int = Field(default=72, ge=1)
     # Cron expressions per periodic actor: five fields, or six with seconds first.

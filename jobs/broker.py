@@ -31,7 +31,7 @@ from app import outbox
 from app.outbox import Envelope, Publish
 from app.settings import Settings
 from jobs import runtime
-from jobs.middleware import DeadLetters, JobObservability, WorkerLoopResources
+from jobs.middleware import DeadLetters, FinishedMessages, JobObservability, WorkerLoopResources
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +45,7 @@ def middleware_stack(settings: Settings | None) -> list[Middleware]:
     return [
         JobObservability(),
         DeadLetters(),
+        FinishedMessages(),
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),

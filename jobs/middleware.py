@@ -1,4 +1,5 @@
-"""Dramatiq middleware: job logs and metrics, dead letters, the worker loop's lifecycle."""
+"""Dramatiq middleware: job logs and metrics, dead letters, finished messages, the worker
+loop's lifecycle."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from app.metrics import (
     JOBS_RETRIED,
 )
 from app.services.operations.jobs import record_failure
-from jobs.runtime import dispose_runtime, unit_of_work
+from jobs.runtime import dispose_runtime, job_runtime, unit_of_work
 
 log = structlog.get_logger("engage.jobs")
 
@@ -101,7 +102,46 @@ class DeadLetters(Middleware):
         try:
             _loop_thread().run_coroutine(_store_failure(message, exception, trace))
         except Exception:
+            # Not finished either: the outbox publishes it again later (OutboxRelay.redeliver).
             log.exception("job.dead_letter_store_failed", message_id=message.message_id)
+            return
+        mark_finished(message)
+
+
+class FinishedMessages(Middleware):
+    """Tells the outbox which messages a worker is done with, so it republishes only those
+    the broker lost (`OutboxRelay.redeliver`).
+
+    A message is done when its actor succeeded or it was skipped; a dead-lettered one is
+    marked by `DeadLetters` once its dead letter is stored. The marks are batched by the
+    worker loop's relay; one lost in a crash only means a redundant, tolerated redelivery.
+    """
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            mark_finished(message)
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        mark_finished(message)
+
+
+def mark_finished(message: MessageProxy) -> None:
+    try:
+        message_id = uuid.UUID(message.message_id)
+        _loop_thread().loop.call_soon_threadsafe(_finish_on_loop, message_id)
+    except Exception:  # a message not from the outbox, or the loop is gone
+        log.debug("job.finish_mark_skipped", exc_info=True)
+
+
+def _finish_on_loop(message_id: uuid.UUID) -> None:
+    job_runtime().relay.finish(message_id)
 
 
 async def _store_failure(message: MessageProxy, exception: BaseException, trace: str) -> None:

@@ -10,7 +10,8 @@ from jobs.runtime import job_runtime
 
 @actor("outbox.sweep", max_retries=0, time_limit=5 * 60_000)
 async def sweep() -> None:
-    """Publish rows committed but never relayed (the process died between commit and publish).
+    """Publish rows committed but never relayed (the process died between commit and
+    publish), and again those the broker accepted but lost (no worker finished them).
 
     No retries: the next tick sweeps again.
     """
@@ -18,6 +19,11 @@ async def sweep() -> None:
     settings = job.settings
     await job.relay.sweep(
         timedelta(seconds=settings.outbox_sweep_grace_seconds), settings.outbox_batch_size
+    )
+    await job.relay.redeliver(
+        timedelta(seconds=settings.outbox_redeliver_after_seconds),
+        settings.outbox_max_publishes,
+        settings.outbox_batch_size,
     )
 
 

@@ -17,6 +17,11 @@ class OutboxMessage(Base):
 
     The row's id is the Dramatiq message id, so every delivery of it (relay, sweeper, broker
     redelivery) carries the same id and an actor can recognise a repeat.
+
+    `sent_at` is set when the broker accepted the message, `finished_at` when a worker was done
+    with it (it succeeded, was dead-lettered or skipped). A row sent long ago and still not
+    finished was lost by the broker (Redis restarted without persistence, an in-process queue
+    died with its process) and is published again (`OutboxRelay.redeliver`).
     """
 
     __tablename__ = "outbox_messages"
@@ -28,6 +33,12 @@ class OutboxMessage(Base):
             sqlite_where=text("sent_at IS NULL"),
         ),
         Index("ix_outbox_messages_sent_at", "sent_at"),
+        Index(
+            "ix_outbox_messages_unfinished",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL AND finished_at IS NULL"),
+            sqlite_where=text("sent_at IS NOT NULL AND finished_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -39,6 +50,7 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
