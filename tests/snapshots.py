@@ -31,7 +31,7 @@ def _text(value: Any) -> str:
     return repr(value)
 
 
-def _row(mapping: Mapping[str, Any]) -> Row:
+def _row(mapping: Mapping[Any, Any]) -> Row:
     return tuple(sorted((str(column), _text(value)) for column, value in mapping.items()))
 
 

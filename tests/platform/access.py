@@ -1,12 +1,17 @@
-"""Who may call each root field: the one table the authorization matrix and the fuzzer read.
+"""Who may call each root field (`ACCESS`: the one table the authorization matrix and the
+fuzzer read), and what a user may do with another user's objects (`OWNED`: the table the
+object-level matrix reads).
 
 A new Query or Mutation field fails `test_authorization.test_every_root_field_is_declared`
-until it has a line here.
+until it has a line in `ACCESS`; a new field a user may call fails
+`test_object_authorization.test_every_user_field_is_declared` until it has one in `OWNED`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 class Access(enum.Enum):
@@ -75,3 +80,119 @@ ACCESS: dict[str, Access] = {
     "Mutation.jobRetry": Access.ADMIN,
     "Mutation.jobPing": Access.ADMIN,
 }
+
+
+# ---- object level: what a user may do with another user's objects -------------------------
+
+
+class Refers(enum.Enum):
+    """How a root field a user may call names objects that belong to one user."""
+
+    NOTHING = "names no user's object (public data, or nothing to name)"
+    CALLER = "no id: reads or changes only the caller's own objects"
+    IDS = "takes global ids of objects users own"
+    SECRET = "takes a value that picks out one user's object: an email, a password, a granted code"
+    CREDENTIAL = "the argument is the credential: whoever holds it acts as its owner"
+
+
+class Outcome(enum.Enum):
+    """What another user gets for the victim's real object (never the victim's data, never a
+    changed row). The payload-error outcomes are the code the payload's `errors` carry."""
+
+    NULL = "null, as for an id that names nothing"
+    IGNORED = "accepted and ignored like an unknown id: no errors, nothing marked or revoked"
+    OWN_ONLY = "the caller's own objects only: none of the victim's"
+    NOT_FOUND = "the payload error NOT_FOUND, as for a code that doesn't exist"
+    INVALID_CREDENTIALS = "the payload error INVALID_CREDENTIALS, as for any wrong password"
+    EMAIL_TAKEN = "the payload error EMAIL_TAKEN: registration does tell that an email is used"
+
+
+@dataclass(frozen=True)
+class Owned:
+    refers: Refers
+    # The victim's objects another user tries the field with, and what they get; each has a
+    # case in tests/platform/test_object_authorization.py (CASES).
+    tries: Mapping[str, Outcome] = field(default_factory=dict)
+    # Tables the attacker's own new rows may appear in (their rejected attempts are logged).
+    writes: frozenset[str] = frozenset()
+    why: str = ""
+
+
+_REJECTED_ATTEMPTS = frozenset({"promocode_attempts"})
+
+OWNED: dict[str, Owned] = {
+    # ---- identity
+    "Query.node": Owned(
+        Refers.IDS,
+        {
+            "User": Outcome.NULL,
+            "UserGoal": Outcome.NULL,
+            "GoalNotification": Outcome.NULL,
+            "GoalProgressLogEntry": Outcome.NULL,
+            "WalletEntryNode": Outcome.NULL,
+            "Purchase": Outcome.NULL,
+            "PromocodeGrant": Outcome.NULL,
+            "PromocodeAttempt": Outcome.NULL,
+            "AuditLogEntry": Outcome.NULL,
+        },
+    ),
+    "Query.viewer": Owned(
+        Refers.CALLER,
+        {
+            "User": Outcome.OWN_ONLY,
+            "Group": Outcome.OWN_ONLY,
+            "UserGoal": Outcome.OWN_ONLY,
+            "GoalNotification": Outcome.OWN_ONLY,
+            "Achievement": Outcome.OWN_ONLY,
+            "GoalProgressLogEntry": Outcome.OWN_ONLY,
+            "WalletEntryNode": Outcome.OWN_ONLY,
+            "Purchase": Outcome.OWN_ONLY,
+            "personal grant": Outcome.OWN_ONLY,
+            "group grant": Outcome.OWN_ONLY,
+        },
+    ),
+    "Query.launch": Owned(Refers.CALLER, {"Achievement": Outcome.OWN_ONLY}),
+    "Mutation.register": Owned(Refers.SECRET, {"email": Outcome.EMAIL_TAKEN}),
+    "Mutation.login": Owned(
+        Refers.CREDENTIAL,
+        {"email": Outcome.INVALID_CREDENTIALS},
+        why="the login and password are the credential; a wrong password gets nothing",
+    ),
+    "Mutation.tokenRefresh": Owned(
+        Refers.CREDENTIAL,
+        why="the refresh token is a bearer credential: whoever presents it is its session "
+        "(rotation and reuse detection: tests/identity/test_auth.py)",
+    ),
+    "Mutation.logout": Owned(Refers.SECRET, {"refresh token": Outcome.IGNORED}),
+    "Mutation.accountDelete": Owned(Refers.SECRET, {"password": Outcome.INVALID_CREDENTIALS}),
+    # ---- goals
+    "Mutation.goalNotificationsMarkSeen": Owned(Refers.IDS, {"GoalNotification": Outcome.IGNORED}),
+    "Mutation.achievementsMarkSeen": Owned(Refers.IDS, {"UserGoal": Outcome.IGNORED}),
+    "Subscription.goalProgress": Owned(
+        Refers.CALLER,
+        why="the caller's own channel, no argument (tests/goals/test_subscription.py: "
+        "test_another_users_events_are_not_delivered)",
+    ),
+    # ---- promocodes
+    "Query.plans": Owned(Refers.NOTHING, why="plans are public"),
+    "Mutation.promocodeQuote": Owned(
+        Refers.SECRET,
+        {"personal grant": Outcome.NOT_FOUND, "group grant": Outcome.NOT_FOUND},
+        writes=_REJECTED_ATTEMPTS,
+    ),
+    "Mutation.purchaseCreate": Owned(
+        Refers.SECRET,
+        {
+            "personal grant": Outcome.NOT_FOUND,
+            "group grant": Outcome.NOT_FOUND,
+            "idempotency key": Outcome.NOT_FOUND,
+        },
+        writes=_REJECTED_ATTEMPTS,
+    ),
+}
+"""How each root field a user may call (ANYONE, SIGNED_IN, USER, and every Subscription
+field) refers to objects one user owns, and what another user gets for the victim's real
+ones. A new such field fails `test_object_authorization.test_every_user_field_is_declared`
+until it has a line here; a field with an ID-typed argument or input field must name the
+objects it is tried with. ADMIN and SERVICE fields need no line: a user is refused them
+before any id is read (`test_a_user_is_refused_admin_and_service_fields_on_real_ids`)."""

@@ -8,7 +8,9 @@ decision. A caller who may not call a field gets
 UNAUTHENTICATED (no credentials) or FORBIDDEN (the wrong role), no data, and no row changes;
 a caller who may is never refused (a business rejection in the payload is fine).
 
-Object-level checks (another user's ids) are the domains' tests and `test_nodes.py`.
+This is the role level only. The object level, another USER calling these fields with the
+victim's real ids, codes and secrets (`OWNED` in access.py), is
+`test_object_authorization.py`; `node(id:)` for every Node type and caller is `test_nodes.py`.
 """
 
 from __future__ import annotations
