@@ -17,6 +17,8 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +100,7 @@ class Principal:
     id: str = ""
     roles: frozenset[str] = field(default_factory=frozenset)
     user_id: uuid.UUID | None = None
+    locale: str | None = None  # a user's, for texts in their language
 
     @property
     def is_authenticated(self) -> bool:
@@ -133,6 +136,7 @@ class AccessTokenCodec:
             if settings.jwt_jwks_url
             else None
         )
+        self._verified = _VerifiedTokens(settings.jwt_verify_cache_size)
 
     @property
     def external(self) -> bool:
@@ -154,11 +158,29 @@ class AccessTokenCodec:
 
     async def verify_async(self, token: str) -> AccessClaims:
         """`verify`, off the event loop when it may fetch the issuer's keys over HTTP."""
-        if self._jwks is not None:
+        if self._jwks is not None and self._verified.get(token) is None:
             return await asyncio.to_thread(self.verify, token)
         return self.verify(token)
 
-    def verify(self, token: str) -> AccessClaims:
+    def verify(self, token: str, now: float | None = None) -> AccessClaims:
+        """The claims of a token signed by the trusted issuer, for our audience, in force.
+
+        A client sends the same access token with every request until it expires, so the
+        outcome of checking its signature, issuer and audience is kept per token (a
+        bounded cache, JWT_VERIFY_CACHE_SIZE); the times are checked on every call.
+        """
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify_signed(token)
+            self._verified.put(token, verified)
+        now = time.time() if now is None else now
+        if verified.expires_at <= now - _LEEWAY_SECONDS:
+            raise TokenError("EXPIRED")
+        if verified.not_before > now + _LEEWAY_SECONDS:
+            raise TokenError("INVALID")
+        return verified.claims
+
+    def _verify_signed(self, token: str) -> _Verified:
         if self._jwks is not None:
             try:
                 key: Any = self._jwks.get_signing_key_from_jwt(token).key
@@ -176,23 +198,72 @@ class AccessTokenCodec:
                 algorithms=algorithms,
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-                leeway=5,
+                options={
+                    "require": ["exp", "iss", "aud", "sub"],
+                    # checked on every call by `verify`, so the outcome can be kept
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("EXPIRED") from exc
         except jwt.InvalidAudienceError as exc:
             raise TokenError("WRONG_AUDIENCE") from exc
         except jwt.InvalidIssuerError as exc:
             raise TokenError("WRONG_ISSUER") from exc
         except jwt.PyJWTError as exc:
             raise TokenError("INVALID") from exc
-        roles = claims.get("roles", [])
-        return AccessClaims(
-            subject=str(claims["sub"]),
-            roles=frozenset(r for r in roles if isinstance(r, str))
-            if isinstance(roles, list)
-            else frozenset(),
-            external=self._jwks is not None,
-            email=claims.get("email"),
+        return _Verified(
+            claims=_claims(claims, external=self._jwks is not None),
+            expires_at=_instant(claims, "exp"),
+            not_before=max(_instant(claims, "nbf", 0.0), _instant(claims, "iat", 0.0)),
         )
+
+
+def _claims(claims: dict[str, Any], *, external: bool) -> AccessClaims:
+    roles = claims.get("roles", [])
+    return AccessClaims(
+        subject=str(claims["sub"]),
+        roles=frozenset(r for r in roles if isinstance(r, str))
+        if isinstance(roles, list)
+        else frozenset(),
+        external=external,
+        email=claims.get("email"),
+    )
+
+
+def _instant(claims: dict[str, Any], name: str, default: float | None = None) -> float:
+    value = claims.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError("INVALID")
+    return float(value)
+
+
+_LEEWAY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    claims: AccessClaims
+    expires_at: float
+    not_before: float
+
+
+class _VerifiedTokens:
+    """Tokens whose signature, issuer and audience were checked: at most `size`, the oldest
+    dropped first (tokens expire anyway). Only successes are kept."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[str, _Verified] = {}
+        self._lock = threading.Lock()  # JWKS verification runs in threads
+
+    def get(self, token: str) -> _Verified | None:
+        return self._entries.get(token)
+
+    def put(self, token: str, verified: _Verified) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = verified

@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:serve_app",
         factory=True,
         host=args.host,
         port=args.port,

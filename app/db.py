@@ -88,6 +88,11 @@ class SerializedSession(AsyncSession):
             finally:
                 self._holder = None
 
+    async def serialized(self, operation: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """Run `operation` in this session's turn: work on the session's connection that
+        bypasses the ORM (`app.lean`) must not interleave with its other operations."""
+        return await self._serialized(operation, *args, **kw)
+
     async def execute(self, *args: Any, **kw: Any) -> Any:
         return await self._serialized(super().execute, *args, **kw)
 

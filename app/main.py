@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from app import outbox
+from app import interpreter, outbox
 from app.graphql_http import GraphQLEndpoint
 from app.graphql_ws import GraphQLWebSocket
 from app.logging import configure_logging
@@ -40,8 +40,20 @@ async def _observe_outbox(runtime: Runtime) -> None:
     OUTBOX_OLDEST_AGE.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+def serve_app() -> Starlette:
+    """The app `engage serve` runs: `create_app` with the server's interpreter settings."""
+    return create_app(tune_interpreter=True)
+
+
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    tune_interpreter: bool = False,
+) -> Starlette:
     settings = settings or get_settings()
+    if tune_interpreter:
+        interpreter.tune(settings)
     configure_logging(settings.log_level, settings.log_json)
     runtime = runtime or Runtime.build(settings)
     schema = build_schema(settings)
@@ -83,6 +95,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             redis=bool(settings.redis_url),
         )
         await runtime.start()
+        if tune_interpreter:
+            interpreter.freeze_startup_heap(settings)
         try:
             yield
         finally:

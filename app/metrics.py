@@ -20,6 +20,15 @@ GRAPHQL_ERRORS = Counter(
     "GraphQL errors returned, by operation name and error code.",
     ["operation", "code"],
 )
+GC_PAUSE = Histogram(
+    "engage_gc_pause_seconds",
+    "Cyclic garbage collections, by generation, and how long each stopped the process.",
+    ["generation"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+GC_FROZEN_OBJECTS = Gauge(
+    "engage_gc_frozen_objects", "Objects moved out of the GC's reach after start-up (gc.freeze)."
+)
 HTTP_REQUESTS = Counter(
     "engage_http_requests_total", "HTTP requests, by path and status.", ["path", "status"]
 )

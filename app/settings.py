@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     jwt_issuer: str = "engage"
     jwt_audience: str = "engage-api"
     jwt_jwks_url: str | None = None
+    # Access tokens whose signature was checked, kept per process (app/auth.py); 0: none.
+    jwt_verify_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
     access_token_ttl_seconds: int = Field(default=900, ge=30)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
@@ -119,6 +121,12 @@ class Settings(BaseSettings):
     goals_recent_done: int = Field(default=5, ge=0, le=50)  # DONE goals viewer.goals shows
 
     # Logging
+    # The cyclic GC of `engage serve` and `engage worker` processes (app/interpreter.py,
+    # docs/benchmarks.md): the start-up heap (modules, the schema, the pools) is frozen out
+    # of collection once the process is ready, and generation thresholds suited to a server
+    # that allocates many short-lived objects per request. GC_THRESHOLDS="" keeps Python's.
+    gc_freeze: bool = True
+    gc_thresholds: Annotated[tuple[int, ...], NoDecode] = (50_000, 20, 100)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -176,6 +184,20 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return tuple(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("gc_thresholds", mode="before")
+    @classmethod
+    def _split_gc_thresholds(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(int(part) for part in value.split(",") if part.strip())
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _check_gc_thresholds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if value and (len(value) != 3 or value[0] < 1 or min(value) < 0):
+            raise ValueError("GC_THRESHOLDS takes three counts, e.g. 50000,20,100 (or empty)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -30,6 +30,7 @@ per distinct conditions snapshot) for the conditions view.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -99,8 +100,10 @@ JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 # --- the statements engage's resolvers send, built once with bind parameters --------------
 
 _USERS = User.__table__
-# What `session.get(User, id)` selects when resolving the principal: the whole row.
-USER_BY_ID = select(_USERS).where(_USERS.c.id == bindparam("user_id"))
+# What `resolve_principal` selects (app/services/identity/principals.py).
+USER_BY_ID = select(_USERS.c.id, _USERS.c.status, _USERS.c.roles, _USERS.c.locale).where(
+    _USERS.c.id == bindparam("user_id")
+)
 # reading.has_unseen_achievements
 UNSEEN = select(
     exists().where(
@@ -412,7 +415,10 @@ class StatementRecorder:
 
 def create_app() -> ASGIApp:
     settings = get_settings()
-    engage = create_engage_app(settings)
+    # One process serves all three subjects, so they share the interpreter settings:
+    # engage serve's (BENCH_GOALS_READ_GC=tuned, the default) or Python's (=default).
+    tuned = os.environ.get("BENCH_GOALS_READ_GC", "tuned") == "tuned"
+    engage = create_engage_app(settings, tune_interpreter=tuned)
     runtime: Runtime = engage.state.runtime
     from schema.schema import build_schema as build_engage_schema
 

@@ -36,7 +36,9 @@ BENCH_GOALS_READ_WARMUP (3 s), BENCH_GOALS_READ_ROUNDS (3), BENCH_GOALS_READ_CON
 BENCH_GOALS_READ_SINGLE_SECONDS (5: then one run per subject on 1 connection; 0 skips it),
 BENCH_GOALS_READ_PYSPY (a directory: py-spy records the server during the first measured run
 of each subject; BENCH_GOALS_READ_PYSPY_RATE samples/s, 97), BENCH_PG_URL (postgresql://postgres@127.0.0.1:5432/postgres),
-BENCH_GOALS_READ_REDIS_URL (redis://127.0.0.1:6379/12, flushed). The bench creates and drops
+BENCH_GOALS_READ_REDIS_URL (redis://127.0.0.1:6379/12, flushed), BENCH_GOALS_READ_GC (tuned:
+`engage serve`'s interpreter settings, app/interpreter.py, for all three subjects; default:
+Python's). The bench creates and drops
 its own database, engage_bench_<hex>; wrk must be installed (`apt-get install -y wrk`).
 """
 
@@ -733,7 +735,8 @@ async def amain() -> dict[str, float]:
         print(f"machine: {machine_notes()}")
         print(
             f"database {bench.database}, redis {REDIS_URL}; server: taskset -c {SERVER_CORE}"
-            f" uvicorn bench._goals_read_app (ENGAGE_ENV=production, LOG_LEVEL=WARNING); load:"
+            f" uvicorn bench._goals_read_app (ENGAGE_ENV=production, LOG_LEVEL=WARNING,"
+            f" GC {os.environ.get('BENCH_GOALS_READ_GC', 'tuned')}); load:"
             f" taskset -c {CLIENT_CORE} wrk -c {CONNECTIONS} -t {WRK_THREADS} -d {DURATION}s"
             f" --latency (warm-up {WARMUP}s before each run); {ROUNDS} rounds x"
             f" {len(SUBJECTS)} subjects; {USERS} users",

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from dramatiq import Broker, Middleware, Worker
 
+from app import interpreter
 from app.logging import configure_logging
 from app.settings import Settings, get_settings
 
@@ -26,7 +27,9 @@ def setup() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    interpreter.tune(settings)
     broker = build_broker(settings)
+    broker.add_middleware(FrozenStartupHeap(settings))
     if settings.worker_metrics_port:
         broker.add_middleware(MetricsServer(settings.worker_metrics_port))
     for middleware in _test_middleware(settings):
@@ -50,6 +53,16 @@ def _test_middleware(settings: Settings) -> list[Middleware]:
         loaded.append(getattr(importlib.import_module(module_name), class_name)())
         log.warning("worker.test_middleware", middleware=spec)
     return loaded
+
+
+class FrozenStartupHeap(Middleware):
+    """Freezes the worker process's start-up heap once its threads run (app/interpreter.py)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        interpreter.freeze_startup_heap(self.settings)
 
 
 class MetricsServer(Middleware):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ class Context:
     request_id: str
     _work: UnitOfWork | None = None
     _principal: Principal | None = None
+    _resolving: asyncio.Lock | None = None
     auth_error: str | None = None
     _loaders: Loaders | None = None
     operation_name: str | None = None
@@ -71,18 +73,28 @@ class Context:
                 return value if value is None or isinstance(value, str) else repr(value)
         return self.request.headers.get("authorization")
 
+    @property
+    def resolved_principal(self) -> Principal:
+        """The principal `principal()` resolved; anonymous before it was asked for."""
+        return self._principal or ANONYMOUS
+
     async def principal(self) -> Principal:
+        """Who is calling, resolved once per request: sibling fields asking at once wait
+        for the one lookup."""
         if self._principal is None:
-            try:
-                self._principal = await resolve_principal(
-                    self.session,
-                    self.authorization,
-                    self.runtime.codec,
-                )
-            except TokenError as exc:
-                self.auth_error = exc.reason
-                self._principal = ANONYMOUS
+            if self._resolving is None:
+                self._resolving = asyncio.Lock()
+            async with self._resolving:
+                if self._principal is None:
+                    self._principal = await self._resolve_principal()
         return self._principal
+
+    async def _resolve_principal(self) -> Principal:
+        try:
+            return await resolve_principal(self.session, self.authorization, self.runtime.codec)
+        except TokenError as exc:
+            self.auth_error = exc.reason
+            return ANONYMOUS
 
     async def finish(self, *, commit: bool) -> None:
         """End the request's unit of work (see `app.uow`): commit, relay its jobs, publish its

@@ -290,5 +290,5 @@ def notification_node(item: AchievementView, locale: str | None) -> GoalNotifica
 
 def viewer_locale(info: Info[Context, Any]) -> str | None:
     """The signed-in user's locale, for goal texts; None (the template's default) otherwise.
-    Resolving the principal put the user's row in the session's info."""
-    return getattr(info.context.session.info.get("principal_user"), "locale", None)
+    The fields that show goal texts resolve the principal first."""
+    return info.context.resolved_principal.locale

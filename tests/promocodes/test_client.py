@@ -66,7 +66,7 @@ mutation Quote($input: PromocodeQuoteInput!) {{
 # BEGIN, the caller, the idempotency check, a savepoint, plan, code, its plans, the lock,
 # the per-user count, the UPDATE, two INSERTs, the idempotency record, RELEASE, then the
 # payload's code and plan (loaders), COMMIT. In the tests BEGIN/COMMIT are a savepoint.
-PURCHASE_CREATE_STATEMENTS = 17
+PURCHASE_CREATE_STATEMENTS = 18  # + the full user row since the principal went lean; issue 12 (3) cuts this
 
 CREATE = f"""
 mutation Create($input: PurchaseCreateInput!) {{

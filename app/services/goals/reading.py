@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lean import HotStatement
 from app.models.goals import (
     GoalNotification,
     GoalProgressEntry,
@@ -133,14 +134,15 @@ def _viewer_goals_statement() -> Any:
     return union_all(current, done.subquery().select())
 
 
-# Built once: constructing a statement per request costs more than running it (the read path
-# is hot; see docs/benchmarks.md).
-_VIEWER_GOALS = _viewer_goals_statement()
-_HAS_UNSEEN = select(
-    exists().where(
-        GoalNotification.user_id == bindparam("user_id"),
-        GoalNotification.kind == NotificationKind.ACHIEVEMENT,
-        GoalNotification.seen_at.is_(None),
+# The read path is hot: built once, run on the lean path (app/lean.py, docs/architecture.md).
+_VIEWER_GOALS = HotStatement(_viewer_goals_statement())
+_HAS_UNSEEN = HotStatement(
+    select(
+        exists().where(
+            GoalNotification.user_id == bindparam("user_id"),
+            GoalNotification.kind == NotificationKind.ACHIEVEMENT,
+            GoalNotification.seen_at.is_(None),
+        )
     )
 )
 
@@ -149,8 +151,8 @@ async def viewer_goals(
     session: AsyncSession, user_id: uuid.UUID, *, now: datetime, recent_done: int
 ) -> ViewerGoals:
     """The active goal, the waiting ones in order, and the last `recent_done` DONE ones."""
-    result = await session.execute(_VIEWER_GOALS, {"user_id": user_id, "recent_done": recent_done})
-    views = [GoalView.from_row(row, now) for row in result]
+    rows = await _VIEWER_GOALS.rows(session, user_id=user_id, recent_done=recent_done)
+    views = [GoalView.from_row(row, now) for row in rows]
     return _arrange(views)
 
 
@@ -190,8 +192,7 @@ async def user_goals(
 
 
 async def has_unseen_achievements(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    found = await session.scalar(_HAS_UNSEEN, {"user_id": user_id})
-    return bool(found)
+    return bool(await _HAS_UNSEEN.scalar(session, user_id=user_id))
 
 
 @dataclass(frozen=True)

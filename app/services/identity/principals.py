@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,9 +15,22 @@ from app.auth import (
     AccessTokenCodec,
     Principal,
     TokenError,
+    digest,
 )
-from app.models.identity import Role, User, UserStatus
-from app.services.identity.sessions import find_service_token
+from app.lean import HotStatement
+from app.models.identity import Role, ServiceToken, User, UserStatus
+
+_CALLER_COLUMNS = (User.id, User.status, User.roles, User.locale)
+# The principal is resolved on every authenticated request: the lean path (app/lean.py).
+_USER_BY_ID = HotStatement(select(*_CALLER_COLUMNS).where(User.id == bindparam("user_id")))
+_USER_BY_SUBJECT = HotStatement(
+    select(*_CALLER_COLUMNS).where(User.external_subject == bindparam("subject"))
+)
+_SERVICE_BY_HASH = HotStatement(
+    select(ServiceToken.name, ServiceToken.roles).where(
+        ServiceToken.token_hash == bindparam("token_hash"), ServiceToken.revoked_at.is_(None)
+    )
+)
 
 
 async def resolve_principal(
@@ -34,7 +48,7 @@ async def resolve_principal(
     if scheme.lower() != "bearer" or not credential:
         raise TokenError("MALFORMED")
     if credential.startswith(SERVICE_TOKEN_PREFIX):
-        service = await find_service_token(session, credential)
+        service = await _SERVICE_BY_HASH.one_or_none(session, token_hash=digest(credential))
         if service is None:
             raise TokenError("INVALID")
         return Principal(kind="service", id=service.name, roles=frozenset(service.roles))
@@ -44,23 +58,29 @@ async def resolve_principal(
         raise TokenError("UNKNOWN_USER")
     if user.status != UserStatus.ACTIVE:
         raise TokenError("ACCOUNT_" + user.status.value)
-    # The identity map holds rows weakly: keep the caller's row for the unit of work, so
-    # resolvers asking for it again (`session.get(User, id)`) don't query it again.
-    session.info["principal_user"] = user
-    return Principal(kind="user", id=str(user.id), roles=frozenset(user.roles), user_id=user.id)
+    return Principal(
+        kind="user",
+        id=str(user.id),
+        roles=frozenset(user.roles),
+        user_id=user.id,
+        locale=user.locale,
+    )
 
 
 async def _user_for_claims(
     session: AsyncSession, subject: str, external: bool, email: str | None
-) -> User | None:
+) -> Any:
+    """The caller's id, status, roles and locale, or None."""
     if not external:
         try:
-            return await session.get(User, uuid.UUID(subject))
+            user_id = uuid.UUID(subject)
         except ValueError:
             return None
-    user = await session.scalar(select(User).where(User.external_subject == subject))
+        return await _USER_BY_ID.one_or_none(session, user_id=user_id)
+    user = await _USER_BY_SUBJECT.one_or_none(session, subject=subject)
     if user is None:
-        user = await _provision(session, subject, email)
+        provisioned = await _provision(session, subject, email)
+        user = await _USER_BY_ID.one_or_none(session, user_id=provisioned.id)
     return user
 
 

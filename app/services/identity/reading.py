@@ -46,7 +46,7 @@ async def list_groups(session: AsyncSession, page: OffsetPage) -> PageRows[Group
 
 
 async def signed_in_user(session: AsyncSession, principal: Principal) -> User:
-    """The caller's own row; resolving the principal loaded it, so this asks no query."""
+    """The caller's own row (the principal's lookup reads only what every request needs)."""
     assert principal.user_id is not None, "a service principal has no user"
     user = await session.get(User, principal.user_id)
     assert user is not None, "the principal was resolved from this row"
