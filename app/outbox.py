@@ -24,12 +24,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, func, select, update
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db import SessionFactory, transaction, upsert_insert
 from app.metrics import (
@@ -67,8 +67,16 @@ Publish = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 @dataclass
 class _Pending:
-    rows: list[OutboxMessage] = field(default_factory=list)
-    envelopes: list[Envelope] = field(default_factory=list)
+    """A session's jobs: rows still to write (each with the savepoint it was enqueued in, or
+    None), the envelopes of everything enqueued, and whether the transaction committed."""
+
+    unwritten: list[dict[str, Any]] = field(default_factory=list)
+    envelopes: list[tuple[SessionTransaction | None, Envelope]] = field(default_factory=list)
+    committed: bool = False
+
+    def add(self, session: AsyncSession, envelope: Envelope) -> None:
+        savepoint = session.sync_session.get_nested_transaction()
+        self.envelopes.append((savepoint, envelope))
 
 
 def register_actor(name: str, queue: str = "default") -> None:
@@ -94,21 +102,76 @@ def _pending(session: AsyncSession) -> _Pending:
 
 
 def enqueue(session: AsyncSession, actor: str, /, **kwargs: Any) -> uuid.UUID:
-    """Add a job for `actor` to the caller's transaction; it is published after commit."""
+    """Add a job for `actor` to the caller's transaction; it is published after commit.
+
+    The row is written by one multi-row INSERT just before the transaction commits (no ORM
+    object, no flush: `_write_unwritten`), so a unit of work pays one statement for all its
+    jobs; a job enqueued inside a savepoint that rolls back is dropped with it.
+    """
     queue = _queue_for(actor)
     json.dumps(kwargs)  # arguments must survive the broker: fail here, inside the transaction
-    row = OutboxMessage(
-        id=uuid.uuid4(),
-        actor=actor,
-        queue=queue,
-        kwargs=kwargs,
-        request_id=_current_request_id(),
-        created_at=utcnow(),
-    )
-    session.add(row)
-    _pending(session).rows.append(row)
+    message_id = uuid.uuid4()
+    request_id = _current_request_id()
+    row = {
+        "id": message_id,
+        "actor": actor,
+        "queue": queue,
+        "kwargs": kwargs,
+        "request_id": request_id,
+        "dedupe_key": None,
+        "created_at": utcnow(),
+        "publish_attempts": 0,
+    }
+    pending = _pending(session)
+    pending.unwritten.append(row)
+    pending.add(session, Envelope(message_id, actor, queue, kwargs, request_id))
     OUTBOX_WRITTEN.labels(actor).inc()
-    return row.id
+    return message_id
+
+
+_INSERT_ROWS = insert(cast(Table, OutboxMessage.__table__))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_unwritten(session: Session) -> None:
+    """Write the enqueued rows as the outermost transaction commits (sync: it runs inside
+    the async session's commit, where SQLAlchemy bridges to the driver)."""
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None or not pending.unwritten or session.get_nested_transaction() is not None:
+        return
+    rows, pending.unwritten = pending.unwritten, []
+    session.execute(_INSERT_ROWS, rows)
+
+
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is not None and session.get_nested_transaction() is None:
+        pending.committed = True
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None:
+        return
+    if previous.parent is None:  # the whole unit of work: nothing it enqueued happened
+        session.info.pop(_PENDING, None)
+        return
+    # A savepoint rolled back: drop what was enqueued inside it (its enqueue_unique rows are
+    # gone with it; its enqueue rows were never written).
+    dropped = {e.id for tx, e in pending.envelopes if _within(tx, previous)}
+    if dropped:
+        pending.envelopes = [(tx, e) for tx, e in pending.envelopes if e.id not in dropped]
+        pending.unwritten = [row for row in pending.unwritten if row["id"] not in dropped]
+
+
+def _within(transaction: SessionTransaction | None, savepoint: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is savepoint:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 async def enqueue_unique(
@@ -140,8 +203,9 @@ async def enqueue_unique(
     inserted = (await session.execute(statement)).scalar_one_or_none()
     if inserted is None:
         return None
-    _pending(session).envelopes.append(
-        Envelope(inserted, actor, queue, kwargs, values["request_id"])  # type: ignore[arg-type]
+    _pending(session).add(
+        session,
+        Envelope(inserted, actor, queue, kwargs, values["request_id"]),  # type: ignore[arg-type]
     )
     OUTBOX_WRITTEN.labels(actor).inc()
     return inserted
@@ -150,17 +214,12 @@ async def enqueue_unique(
 def take_committed(session: AsyncSession) -> list[Envelope]:
     """The jobs this session's committed transaction wrote; empties the session's list.
 
-    Rows added inside a rolled-back transaction lost their identity, so they are skipped.
+    Nothing if the transaction did not commit (a rollback drops them as it happens).
     """
     pending = session.info.pop(_PENDING, None)
-    if pending is None:
+    if pending is None or not pending.committed:
         return []
-    envelopes = [
-        Envelope(row.id, row.actor, row.queue, row.kwargs, row.request_id)
-        for row in pending.rows
-        if sa_inspect(row).has_identity
-    ]
-    return envelopes + pending.envelopes
+    return [envelope for _, envelope in pending.envelopes]
 
 
 def discard_pending(session: AsyncSession) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
 from app.db import upsert_insert
+from app.lean import HotStatement
 from app.models.base import utcnow
 from app.models.identity import AuditLog
 from app.models.operations import JobFailure, JobFailureStatus, JobPing
@@ -49,9 +50,10 @@ def _claim_statement(insert: Any) -> Any:
     )
 
 
+# Every claiming actor runs these: the lean path (app/lean.py).
 _CLAIM = {
-    "postgresql": _claim_statement(postgresql.insert),
-    "sqlite": _claim_statement(sqlite.insert),
+    "postgresql": HotStatement(_claim_statement(postgresql.insert)),
+    "sqlite": HotStatement(_claim_statement(sqlite.insert)),
 }
 
 
@@ -62,9 +64,9 @@ async def claim_message(session: AsyncSession, message_id: uuid.UUID, actor: str
     rolls back with the effect. A concurrent duplicate delivery blocks on the primary key
     until the first commits, then sees the record and does nothing.
     """
-    statement = _CLAIM[session.get_bind().dialect.name]
-    parameters = {"message_id": message_id, "actor": actor, "processed_at": utcnow()}
-    return (await session.execute(statement, parameters)).scalar_one_or_none() is not None
+    claim = _CLAIM[session.get_bind().dialect.name]
+    claimed = await claim.scalar(session, message_id=message_id, actor=actor, processed_at=utcnow())
+    return claimed is not None
 
 
 async def record_failure(
@@ -155,7 +157,7 @@ async def request_ping(session: AsyncSession, *, note: str, by: str) -> JobPing:
     return ping
 
 
-_APPLY_PING = (
+_APPLY_PING = HotStatement(
     update(JobPing)
     .where(JobPing.id == bindparam("ping_id"))
     .values(
@@ -169,7 +171,7 @@ _APPLY_PING = (
 async def apply_ping(session: AsyncSession, ping_id: uuid.UUID) -> None:
     """The ping's effect: an atomic counter, not idempotent on its own (the actor claims the
     message first, in the same transaction)."""
-    await session.execute(_APPLY_PING, {"ping_id": ping_id, "now": utcnow()})
+    await _APPLY_PING.execute(session, ping_id=ping_id, now=utcnow())
     log.debug("job.ping_applied", ping_id=str(ping_id))
 
 
