@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fuzz chaos bench schema migrate demo clean install install-test
+.PHONY: run test lint fuzz chaos mutate bench schema migrate demo clean install install-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ fuzz: install-test
 ## chaos: the fault-injection test with 10,000 orders (kills processes, restarts the shared Redis)
 chaos: install-test
 	ENGAGE_CHAOS_ORDERS=$${ENGAGE_CHAOS_ORDERS:-10000} $(BIN)/pytest -q -s tests/e2e/test_fault_injection.py
+
+## mutate: mutation testing of the business rules with mutmut ([tool.mutmut] in pyproject.toml,
+## docs/testing.md) on embedded SQLite; results are cached in mutants/ (rm -rf mutants: afresh)
+mutate: install-test
+	ENGAGE_TEST_BACKENDS=sqlite $(BIN)/mutmut run --max-children $${MUTATE_CHILDREN:-2}
+	$(BIN)/mutmut results
 
 bench: install-test
 	$(BIN)/python -m bench
