@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types import ExecutionContext, Info, get_object_definition
 from strawberry.types.cast import cast as strawberry_cast
 
@@ -151,10 +152,41 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # relay.node() binds its resolver to the field when a schema is built, so each schema gets
     # fresh root fields (tests build several schemas in one process).
     parts = contributions()
-    return EngageSchema(
+    schema = EngageSchema(
         query=merged("Query", (_roots(), *(cls for part in parts for cls in part.queries))),
         mutation=merged("Mutation", (cls for part in parts for cls in part.mutations)),
         subscription=merged("Subscription", (cls for part in parts for cls in part.subscriptions)),
         extensions=build_extensions(settings),
         config=StrawberryConfig(relay_max_results=settings.max_page_size),
     )
+    _index_enum_outputs(schema._schema)
+    return schema
+
+
+def _index_enum_outputs(graphql_schema: GraphQLSchema) -> None:
+    """Serialize enum values by one dict lookup instead of strawberry's scan of every value
+    per output (a goal read serializes several enums per goal: 4 % of its server CPU).
+
+    Set on each enum type of this schema only; values that are not members of the Python
+    enum (or unknown members) take the original path and its errors.
+    """
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, CustomGraphQLEnumType):
+            continue
+        names = {value.value: name for name, value in graphql_type.values.items()}
+
+        def coerce(
+            output: Any,
+            names: dict[Any, str] = names,
+            wrapped: type = graphql_type.wrapped_cls,
+            original: Any = graphql_type.coerce_output_value,
+        ) -> str:
+            if isinstance(output, wrapped):
+                name = names.get(output.value)
+                if name is not None:
+                    return name
+            return str(original(output))
+
+        graphql_type.coerce_output_value = coerce  # type: ignore[method-assign]
+        graphql_type.serialize = coerce  # type: ignore[method-assign]
+
