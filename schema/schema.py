@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 import structlog
@@ -182,11 +182,11 @@ def _index_enum_outputs(graphql_schema: GraphQLSchema) -> None:
             original: Any = graphql_type.coerce_output_value,
         ) -> str:
             if isinstance(output, wrapped):
-                name = names.get(output.value)
+                name = names.get(cast(Any, output).value)
                 if name is not None:
                     return name
             return str(original(output))
 
-        graphql_type.coerce_output_value = coerce  # type: ignore[method-assign]
-        graphql_type.serialize = coerce  # type: ignore[method-assign]
+        patched = cast(Any, graphql_type)  # an instance attribute shadows the method
+        patched.coerce_output_value = patched.serialize = coerce
 
