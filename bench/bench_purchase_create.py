@@ -25,7 +25,10 @@ run the database must agree with itself (sum of `uses` == RESERVED ledger rows =
 per code too) and with the clients (purchases == successful answers, up to the requests in
 flight when wrk stopped), and no request may have failed: a run with errors is invalid and
 aborts the bench. During the measured run the bench samples `pg_stat_activity` of the bench
-database (what the backends wait on) and accounts CPU per component from /proc.
+database (what the backends wait on) and accounts CPU per component from /proc, reported
+as cores and as CPU milliseconds per request (the server or the baseline's client, and
+PostgreSQL). The baseline process runs with `engage serve`'s interpreter settings
+(app/interpreter.py: GC thresholds, the frozen start-up heap).
 
     make bench                                       # every benchmark
     .venv/bin/python -m bench.bench_purchase_create  # this one (about 4 minutes)
@@ -70,6 +73,7 @@ from strawberry.relay import to_base64
 
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory
+from app.interpreter import freeze_startup_heap, tune
 from app.migrate import upgrade
 from app.models.identity import Role, User
 from app.models.promocodes import Audience, Plan, Promocode, PromocodeKind
@@ -378,6 +382,10 @@ class Run:
     def rate(self) -> float:
         return self.requests / self.seconds
 
+    def cpu_ms_per_op(self, *components: str) -> float:
+        """CPU milliseconds per request of `components` (from /proc, over the measured run)."""
+        return 1000 * sum(self.cpu.get(name, 0.0) for name in components) / max(self.rate, 1e-9)
+
     @property
     def others_share(self) -> float:
         return self.cpu.get(OTHERS, 0.0) / max(self.cpu.get(MACHINE, 0.0), 1e-9)
@@ -637,6 +645,10 @@ async def baseline_process(config: dict[str, Any]) -> None:
     user_ids = [uuid.UUID(user_id) for user_id in config["user_ids"]]
     pool = await asyncpg.create_pool(config["dsn"], min_size=clients, max_size=clients)
     assert pool is not None
+    # The same interpreter settings as `engage serve` (docs/architecture.md, lean rule 7).
+    interpreter_settings = Settings()
+    tune(interpreter_settings)
+    freeze_startup_heap(interpreter_settings)
     loop = asyncio.get_running_loop()
     failures: list[str] = []
 
@@ -851,6 +863,7 @@ HEADER = (
     f" {'max ms':>7} {'reqs':>6} {'errors':>6} {'db rows':>7}"
     f" {'busy0':>5} {'other':>5}  cores: {'server':>6} {'client':>6} {'pg':>5} {'redis':>5}"
     f" {'all':>5}  backends: {'run':>5} {'idlTx':>5} {'lock':>5} {'io':>5}"
+    f"  ms CPU/op: {'app':>5} {'pg':>5} {'all':>5}"
 )
 
 
@@ -862,7 +875,15 @@ def format_run(run: Run) -> str:
         f" {run.purchases:7d} {run.busy_before:5.0%} {run.others_share:5.0%}        "
         f" {cpu.get(SERVER, 0):6.2f} {cpu.get(CLIENT, 0):6.2f} {cpu.get(POSTGRES, 0):5.2f}"
         f" {cpu.get(REDIS, 0):5.2f} {cpu.get(MACHINE, 0):5.2f}            {_waits(run)}"
+        f"             {run.cpu_ms_per_op(_app(run)):5.2f} {run.cpu_ms_per_op(POSTGRES):5.2f}"
+        f" {run.cpu_ms_per_op(MACHINE):5.2f}"
     )
+
+
+def _app(run: Run) -> str:
+    """The process that does a path's work besides PostgreSQL: the server, or the baseline's
+    asyncpg client."""
+    return SERVER if run.path == SUBJECT else CLIENT
 
 
 def report(runs: list[Run]) -> dict[str, float]:
@@ -874,6 +895,14 @@ def report(runs: list[Run]) -> dict[str, float]:
             for path in (SUBJECT, BASELINE)
         }
         rate = {path: statistics.median(r.rate for r in chosen[path]) for path in chosen}
+        app_ms = {
+            path: statistics.median(r.cpu_ms_per_op(_app(r)) for r in chosen[path])
+            for path in chosen
+        }
+        pg_ms = {
+            path: statistics.median(r.cpu_ms_per_op(POSTGRES) for r in chosen[path])
+            for path in chosen
+        }
         p50 = {path: statistics.median(r.p50_ms for r in chosen[path]) for path in chosen}
         p99 = {path: statistics.median(r.p99_ms for r in chosen[path]) for path in chosen}
         ratio = rate[SUBJECT] / rate[BASELINE]
@@ -881,7 +910,9 @@ def report(runs: list[Run]) -> dict[str, float]:
             f"{scenario}: engage {rate[SUBJECT]:.0f} req/s (p50 {p50[SUBJECT]:.1f} ms, p99"
             f" {p99[SUBJECT]:.1f} ms); sql {rate[BASELINE]:.0f} req/s (p50 {p50[BASELINE]:.1f}"
             f" ms, p99 {p99[BASELINE]:.1f} ms); throughput engage/sql {ratio:.1%},"
-            f" p99 engage/sql {p99[SUBJECT] / p99[BASELINE]:.1f}x"
+            f" p99 engage/sql {p99[SUBJECT] / p99[BASELINE]:.1f}x; CPU per request:"
+            f" engage server {app_ms[SUBJECT]:.2f} ms + PostgreSQL {pg_ms[SUBJECT]:.2f} ms,"
+            f" sql client {app_ms[BASELINE]:.2f} ms + PostgreSQL {pg_ms[BASELINE]:.2f} ms"
         )
         figures |= {
             f"{scenario}_engage_rps": rate[SUBJECT],
@@ -889,6 +920,10 @@ def report(runs: list[Run]) -> dict[str, float]:
             f"{scenario}_ratio": ratio,
             f"{scenario}_engage_p99_ms": p99[SUBJECT],
             f"{scenario}_sql_p99_ms": p99[BASELINE],
+            f"{scenario}_engage_server_cpu_ms": app_ms[SUBJECT],
+            f"{scenario}_engage_pg_cpu_ms": pg_ms[SUBJECT],
+            f"{scenario}_sql_client_cpu_ms": app_ms[BASELINE],
+            f"{scenario}_sql_pg_cpu_ms": pg_ms[BASELINE],
         }
     noisy = [run for run in runs if run.others_share > NOISY_SHARE]
     if noisy:

@@ -5,6 +5,10 @@ reference to what was created) in the same transaction as the effect. A retry wi
 key finds the record and gets the first result back; a retry whose input differs is refused.
 Concurrent first calls race on the unique index: the loser waits for the winner's commit and
 then returns the winner's result.
+
+`run_once` wraps any effect (in a savepoint). A hot path that writes its record in the same
+statement as its effect (`promocodes.reservation`) uses the pieces: `check_key`,
+`fingerprint`, `find_record` and `replay`, with the same rules and error codes.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lean import HotStatement
 from app.models.identity import IdempotencyRecord
 from app.services.errors import DomainError
 
@@ -30,8 +35,50 @@ class IdempotencyErrorCode(enum.Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
+ErrorCode = Callable[[IdempotencyErrorCode], enum.Enum]
+
+_FIND_RECORD = HotStatement(
+    select(IdempotencyRecord.request_hash, IdempotencyRecord.result_ref).where(
+        IdempotencyRecord.principal == bindparam("principal"),
+        IdempotencyRecord.operation == bindparam("operation"),
+        IdempotencyRecord.key == bindparam("key"),
+    )
+)
+
+
 def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_key(key: str, error_code: ErrorCode = lambda code: code) -> None:
+    """Refuse a key that is empty, too long or not printable (INVALID_IDEMPOTENCY_KEY)."""
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise DomainError(
+            error_code(IdempotencyErrorCode.INVALID_IDEMPOTENCY_KEY),
+            f"idempotencyKey must be 1-{MAX_KEY_LENGTH} printable characters.",
+            "idempotencyKey",
+        )
+
+
+async def find_record(
+    session: AsyncSession, *, principal: str, operation: str, key: str
+) -> tuple[str, str] | None:
+    """The stored (request hash, result reference) of an earlier call with `key`, if any."""
+    row = await _FIND_RECORD.one_or_none(session, principal=principal, operation=operation, key=key)
+    return None if row is None else (row.request_hash, row.result_ref)
+
+
+def replay(
+    stored_hash: str, stored_ref: str, request_hash: str, error_code: ErrorCode = lambda c: c
+) -> str:
+    """The first call's result reference, or IDEMPOTENCY_KEY_REUSED for another request."""
+    if stored_hash != request_hash:
+        raise DomainError(
+            error_code(IdempotencyErrorCode.IDEMPOTENCY_KEY_REUSED),
+            "This idempotencyKey was used for a different request.",
+            "idempotencyKey",
+        )
+    return stored_ref
 
 
 async def run_once(
@@ -42,7 +89,7 @@ async def run_once(
     key: str | None,
     request: dict[str, Any],
     create: Callable[[], Awaitable[str]],
-    error_code: Callable[[IdempotencyErrorCode], enum.Enum] = lambda code: code,
+    error_code: ErrorCode = lambda code: code,
 ) -> tuple[str, bool]:
     """Run `create` (returning a reference to what it made) at most once per key.
 
@@ -50,16 +97,11 @@ async def run_once(
     """
     if key is None:
         return await create(), False
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise DomainError(
-            error_code(IdempotencyErrorCode.INVALID_IDEMPOTENCY_KEY),
-            f"idempotencyKey must be 1-{MAX_KEY_LENGTH} printable characters.",
-            "idempotencyKey",
-        )
+    check_key(key, error_code)
     request_hash = fingerprint(request)
-    existing = await _find(session, principal, operation, key)
+    existing = await find_record(session, principal=principal, operation=operation, key=key)
     if existing is not None:
-        return _replay(existing, request_hash, error_code), True
+        return replay(*existing, request_hash, error_code), True
     try:
         async with session.begin_nested():
             reference = await create()
@@ -76,34 +118,8 @@ async def run_once(
     except (IntegrityError, DomainError):
         # A concurrent first call with this key may have committed while we waited on a
         # unique index (ours, or one the effect touches): if so, its result is the answer.
-        existing = await _find(session, principal, operation, key)
+        existing = await find_record(session, principal=principal, operation=operation, key=key)
         if existing is None:
             raise
-        return _replay(existing, request_hash, error_code), True
+        return replay(*existing, request_hash, error_code), True
     return reference, False
-
-
-async def _find(
-    session: AsyncSession, principal: str, operation: str, key: str
-) -> IdempotencyRecord | None:
-    return await session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.principal == principal,
-            IdempotencyRecord.operation == operation,
-            IdempotencyRecord.key == key,
-        )
-    )
-
-
-def _replay(
-    record: IdempotencyRecord,
-    request_hash: str,
-    error_code: Callable[[IdempotencyErrorCode], enum.Enum],
-) -> str:
-    if record.request_hash != request_hash:
-        raise DomainError(
-            error_code(IdempotencyErrorCode.IDEMPOTENCY_KEY_REUSED),
-            "This idempotencyKey was used for a different request.",
-            "idempotencyKey",
-        )
-    return record.result_ref

@@ -13,12 +13,16 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.models.identity import Role, User
+from app.models.identity import Role
 from app.services.errors import DomainError
-from app.services.identity import reading as identity_reading
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes import reading
-from app.services.promocodes.attempts import Caller, PromocodeRejected, RejectionLimits
+from app.services.promocodes.attempts import (
+    Caller,
+    PromocodeRejected,
+    RejectionLimits,
+    SignedInUser,
+)
 from app.services.promocodes.errors import PurchaseErrorCode
 from schema.base import Money, offset_connection, offset_page
 from schema.context import Context
@@ -47,10 +51,12 @@ def purchase_errors(exc: DomainError) -> list[PurchaseError]:
     return payload_errors(PurchaseError, exc, retry_after=retry_after)
 
 
-async def _signed_in_user(info: InfoT) -> User:
-    """The calling user's row (USER role); resolving the principal already loaded it."""
+async def _signed_in_user(info: InfoT) -> SignedInUser:
+    """The calling user (USER role) as the principal knows them: no row is read again (the
+    principal's lookup refused every account that isn't ACTIVE)."""
     principal = await require(info, Role.USER)
-    return await identity_reading.signed_in_user(info.context.session, principal)
+    assert principal.user_id is not None  # USER principals are users
+    return SignedInUser(principal.user_id)
 
 
 async def _caller(info: InfoT) -> Caller:
@@ -77,7 +83,7 @@ class PromocodeQuery:
 
 async def viewer_promocodes(info: InfoT) -> list[PromocodeOffer]:
     user = await _signed_in_user(info)
-    found = await purchase_service.available_promocodes(info.context.session, user)
+    found = await purchase_service.available_promocodes(info.context.session, user.id)
     return [PromocodeOffer.from_model(promocode) for promocode in found]
 
 

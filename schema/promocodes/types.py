@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from app.models.identity import Role
 from app.models.promocodes import Plan, Promocode, PromocodeKind, Purchase, PurchaseStatus
+from app.services.promocodes.reservation import PlanView, PurchaseView
 from schema.base import Money
 from schema.context import Context
 from schema.identity.loaders import UserByIdLoader
@@ -66,7 +67,7 @@ class PlanNode(relay.Node):
     )
 
     @classmethod
-    def from_model(cls, plan: Plan) -> PlanNode:
+    def from_model(cls, plan: Plan | PlanView) -> PlanNode:
         return cls(
             id=str(plan.id),
             slug=plan.slug,
@@ -188,6 +189,9 @@ class PurchaseNode(relay.Node):
     plan_id: strawberry.Private[str]
     promocode_id: strawberry.Private[str | None]
     user_id: strawberry.Private[str]
+    # What `purchaseCreate` read already (`PurchaseView`): its payload asks no query for them.
+    known_plan: strawberry.Private[PlanView | None] = None
+    known_code: strawberry.Private[str | None] = None
 
     @strawberry.field(
         description="Who bought it: shown to the buyer and to admins; null for anyone else."
@@ -201,6 +205,8 @@ class PurchaseNode(relay.Node):
 
     @strawberry.field(description="The plan bought.")
     async def plan(self, info: Info[Context, Any]) -> PlanNode:
+        if self.known_plan is not None:
+            return PlanNode.from_model(self.known_plan)
         plan = await info.context.loaders[PlanByIdLoader].load(self.plan_id)
         assert plan is not None  # a purchase's plan is never deleted (foreign key)
         return PlanNode.from_model(plan)
@@ -209,11 +215,14 @@ class PurchaseNode(relay.Node):
     async def promocode(self, info: Info[Context, Any]) -> str | None:
         if self.promocode_id is None:
             return None
+        if self.known_code is not None:
+            return self.known_code
         promocode = await info.context.loaders[PromocodeByIdLoader].load(self.promocode_id)
         return promocode.code if promocode is not None else None
 
     @classmethod
-    def from_model(cls, purchase: Purchase) -> PurchaseNode:
+    def from_model(cls, purchase: Purchase | PurchaseView) -> PurchaseNode:
+        known = purchase if isinstance(purchase, PurchaseView) else None
         return cls(
             id=str(purchase.id),
             status=purchase.status,
@@ -227,6 +236,8 @@ class PurchaseNode(relay.Node):
             plan_id=str(purchase.plan_id),
             promocode_id=str(purchase.promocode_id) if purchase.promocode_id else None,
             user_id=str(purchase.user_id),
+            known_plan=known.plan if known else None,
+            known_code=known.code if known else None,
         )
 
     @classmethod

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from strawberry.relay import to_base64
 
-from app.models.identity import Role, User
+from app.models.identity import IdempotencyRecord, Role, User
 from app.models.promocodes import (
     Audience,
     Plan,
@@ -50,7 +50,9 @@ async def _plan_and_code(runtime: Runtime) -> tuple[Plan, Promocode]:
     return plan, code
 
 
-async def _buy(runtime: Runtime, user: User, plan: Plan) -> uuid.UUID | Rejection:
+async def _buy(
+    runtime: Runtime, user: User, plan: Plan, *, keyed: bool = True
+) -> uuid.UUID | Rejection:
     async with runtime.session_factory() as session:
         try:
             purchase, _ = await create_purchase(
@@ -58,7 +60,7 @@ async def _buy(runtime: Runtime, user: User, plan: Plan) -> uuid.UUID | Rejectio
                 Caller(user),
                 plan_id=plan.id,
                 code="rush",
-                idempotency_key=uuid.uuid4().hex,
+                idempotency_key=uuid.uuid4().hex if keyed else None,
                 settings=runtime.settings,
             )
         except PromocodeRejected as rejection:
@@ -77,13 +79,16 @@ async def _holding(runtime: Runtime) -> Counter[uuid.UUID]:
 
 
 @POSTGRESQL_ONLY
+@pytest.mark.parametrize("keyed", [True, False], ids=["with-keys", "without-keys"])
 async def test_a_code_is_never_used_more_than_its_limits_under_concurrency(
-    committing_runtime: Runtime,
+    committing_runtime: Runtime, keyed: bool
 ) -> None:
     runtime = committing_runtime
     plan, code = await _plan_and_code(runtime)
     users = [await create_user(runtime) for _ in range(USERS)]
-    calls = [_buy(runtime, user, plan) for user in users for _ in range(CALLS_PER_USER)]
+    calls = [
+        _buy(runtime, user, plan, keyed=keyed) for user in users for _ in range(CALLS_PER_USER)
+    ]
     outcomes = await asyncio.gather(*calls)
 
     reserved = [o for o in outcomes if isinstance(o, uuid.UUID)]
@@ -166,6 +171,72 @@ async def test_users_racing_for_a_two_use_code_get_two_uses(racing_runtime: Runt
     assert outcomes == {"ok": 2, "EXHAUSTED": 4}
     assert sum((await _holding(runtime)).values()) == 2
     assert await _uses(runtime, code) == 2
+
+
+async def _keyed_buys(
+    runtime: Runtime, plan: Plan, token: str, codes: list[str | None], key: str
+) -> list[dict[str, Any]]:
+    plan_id = to_base64("Plan", str(plan.id))
+    async with make_client(runtime) as client:
+        bodies = await asyncio.gather(
+            *(
+                gql(
+                    client,
+                    CREATE,
+                    {"input": {"planId": plan_id, "code": code, "idempotencyKey": key}},
+                    token=token,
+                )
+                for code in codes
+            )
+        )
+    assert all("errors" not in body for body in bodies), bodies
+    return [body["data"]["purchaseCreate"] for body in bodies]
+
+
+async def _count(runtime: Runtime, model: Any) -> int:
+    async with runtime.session_factory() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.mark.parametrize("code", ["RUSH", None], ids=["with-a-code", "without-a-code"])
+async def test_concurrent_first_calls_with_one_key_make_one_purchase(
+    racing_runtime: Runtime, code: str | None
+) -> None:
+    """The loser of the idempotency record's race replays the winner's purchase, even where
+    the winner's use already exhausted the caller's per-user limit."""
+    runtime = racing_runtime
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    promocode = await create_promocode(runtime, "RUSH", max_uses=5, max_uses_per_user=1)
+    token = await access_token(runtime, await create_user(runtime))
+
+    payloads = await _keyed_buys(runtime, plan, token, [code] * 6, "one-key")
+
+    assert all(payload["errors"] == [] for payload in payloads), payloads
+    assert len({payload["purchase"]["id"] for payload in payloads}) == 1
+    assert await _count(runtime, Purchase) == 1
+    assert await _uses(runtime, promocode) == (1 if code else 0)
+    async with runtime.session_factory() as session:
+        records = await session.scalar(select(func.count()).select_from(IdempotencyRecord))
+    assert records == 1
+
+
+async def test_one_key_racing_for_two_codes_buys_one_and_refuses_the_other(
+    racing_runtime: Runtime,
+) -> None:
+    runtime = racing_runtime
+    plan = await create_plan(runtime, "monthly", price_minor=49_900)
+    first = await create_promocode(runtime, "RUSH", max_uses=5)
+    second = await create_promocode(runtime, "DASH", max_uses=5)
+    token = await access_token(runtime, await create_user(runtime))
+
+    payloads = await _keyed_buys(runtime, plan, token, ["RUSH", "DASH"] * 3, "one-key")
+
+    bought = {payload["purchase"]["id"] for payload in payloads if not payload["errors"]}
+    refused = Counter(e["code"] for payload in payloads for e in payload["errors"])
+    assert len(bought) == 1
+    assert refused == {"IDEMPOTENCY_KEY_REUSED": 3}  # the other code's three calls
+    assert await _count(runtime, Purchase) == 1
+    assert await _uses(runtime, first) + await _uses(runtime, second) == 1
 
 
 async def _uses(runtime: Runtime, code: Promocode) -> int:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.identity import User
+from app.lean import HotStatement
+from app.models.base import utcnow
+from app.models.identity import UserStatus
 from app.models.promocodes import AttemptOperation, PromocodeAttempt, Rejection
 from app.ratelimit import RateLimiter
 from app.services.errors import DomainError
+from app.services.promocodes.eligibility import Buyer
 from app.services.promocodes.errors import PurchaseErrorCode, client_code
 from app.services.promocodes.generator import MAX_CODE_LENGTH
 from app.settings import Settings
@@ -55,11 +59,22 @@ _MESSAGES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    """The calling user as the request's principal knows them. Resolving a principal refuses
+    every account that isn't ACTIVE (`app.services.identity.principals`), so the API's
+    callers need no second read of their row; services called with a `User` row (admin
+    apply, tests) check its status as it is stored."""
+
+    id: uuid.UUID
+    status: UserStatus = UserStatus.ACTIVE
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, for attempt logs and rate limits."""
+    """Who is asking, for attempt logs and rate limits: a `User` row or a `SignedInUser`."""
 
-    user: User
+    user: Buyer
     ip: str | None = None
 
 
@@ -95,6 +110,22 @@ def _loggable(code: str) -> str:
     return "".join(ch if ch.isprintable() else "\ufffd" for ch in code.strip()[:MAX_CODE_LENGTH])
 
 
+_LOG_ATTEMPT = HotStatement(
+    insert(PromocodeAttempt).values(
+        id=bindparam("id"),
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        user_id=bindparam("user_id"),
+        promocode_id=bindparam("promocode_id"),
+        plan_id=bindparam("plan_id"),
+        code_entered=bindparam("code_entered"),
+        operation=bindparam("operation"),
+        reason=bindparam("reason"),
+        ip=bindparam("ip"),
+    )
+)
+
+
 async def record_attempt(
     session: AsyncSession,
     *,
@@ -104,14 +135,16 @@ async def record_attempt(
     operation: AttemptOperation,
     rejection: PromocodeRejected,
 ) -> None:
-    session.add(
-        PromocodeAttempt(
-            user_id=caller.user.id,
-            promocode_id=rejection.promocode_id,
-            plan_id=plan_id,
-            code_entered=_loggable(code),
-            operation=operation,
-            reason=rejection.reason,
-            ip=caller.ip,
-        )
+    """Log a refusal with its true reason: one INSERT, sent now (the lean path)."""
+    await _LOG_ATTEMPT.execute(
+        session,
+        id=uuid.uuid4(),
+        now=utcnow(),
+        user_id=caller.user.id,
+        promocode_id=rejection.promocode_id,
+        plan_id=plan_id,
+        code_entered=_loggable(code),
+        operation=operation,
+        reason=rejection.reason,
+        ip=caller.ip,
     )

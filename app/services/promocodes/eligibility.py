@@ -3,18 +3,26 @@
 `evaluate()` returns the true reason a code is refused; what the caller is told is
 `errors.client_code(reason)`, which hides whether a code that isn't the caller's exists
 (anti-enumeration), while the attempt log keeps the truth.
+
+The rules themselves are pure functions of what was read (`period_rejection`,
+`currency_fits`, `subscription_state`, `limit_rejection`): `evaluate()` reads the facts with
+one small query each, the reservation (`reservation.py`) reads them all in one statement,
+and both decide with these same functions.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.identity import GroupMember, User, UserStatus
+from app.lean import HotStatement
+from app.models.identity import GroupMember, UserStatus
 from app.models.promocodes import (
     Audience,
     Plan,
@@ -30,6 +38,44 @@ from app.models.promocodes import (
     promocode_plans,
 )
 from app.services.promocodes.generator import MAX_CODE_LENGTH, normalize_code
+
+
+class Buyer(Protocol):
+    """Who a code is checked for: a `User` row, or the signed-in principal's id and status."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def status(self) -> UserStatus: ...
+
+
+class CodeTerms(Protocol):
+    """What the rules read of a code: a `Promocode` row, or the columns a statement read."""
+
+    @property
+    def kind(self) -> PromocodeKind: ...
+
+    @property
+    def currency(self) -> str | None: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def valid_from(self) -> datetime | None: ...
+
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+    @property
+    def max_uses(self) -> int | None: ...
+
+    @property
+    def max_uses_per_user(self) -> int: ...
+
+    @property
+    def uses(self) -> int: ...
 
 
 def is_well_formed(code: str) -> bool:
@@ -62,9 +108,34 @@ async def is_granted(session: AsyncSession, promocode_id: uuid.UUID, user_id: uu
     return bool(await session.scalar(select(exists(grant))))
 
 
-async def plan_is_eligible(session: AsyncSession, promocode: Promocode, plan: Plan) -> bool:
+def period_rejection(promocode: CodeTerms, now: datetime) -> Rejection | None:
+    """INACTIVE, NOT_STARTED or EXPIRED (the window is half-open: [valid_from, valid_until))."""
+    if not promocode.active:
+        return Rejection.INACTIVE
+    if promocode.valid_from is not None and now < promocode.valid_from:
+        return Rejection.NOT_STARTED
+    if promocode.valid_until is not None and now >= promocode.valid_until:
+        return Rejection.EXPIRED
+    return None
+
+
+def currency_fits(promocode: CodeTerms, plan_currency: str) -> bool:
+    """A code priced in money applies only to plans in its currency."""
     priced_in_money = promocode.kind in (PromocodeKind.FIXED_PRICE, PromocodeKind.AMOUNT)
-    if priced_in_money and promocode.currency and promocode.currency != plan.currency:
+    return not (priced_in_money and promocode.currency and promocode.currency != plan_currency)
+
+
+def limit_rejection(promocode: CodeTerms, holding: int) -> Rejection | None:
+    """ALREADY_USED_BY_USER (the user holds `holding` uses), then EXHAUSTED."""
+    if holding >= promocode.max_uses_per_user:
+        return Rejection.ALREADY_USED_BY_USER
+    if promocode.max_uses is not None and promocode.uses >= promocode.max_uses:
+        return Rejection.EXHAUSTED
+    return None
+
+
+async def plan_is_eligible(session: AsyncSession, promocode: Promocode, plan: Plan) -> bool:
+    if not currency_fits(promocode, plan.currency):
         return False
     listed = await session.scalars(
         select(promocode_plans.c.plan_id).where(promocode_plans.c.promocode_id == promocode.id)
@@ -73,26 +144,32 @@ async def plan_is_eligible(session: AsyncSession, promocode: Promocode, plan: Pl
     return not plan_ids or plan.id in plan_ids
 
 
-async def subscriber_status(
-    session: AsyncSession, user_id: uuid.UUID, now: datetime
-) -> SubscriberEligibility:
-    """NEVER_SUBSCRIBED, ACTIVE (a confirmed purchase still running) or LAPSED."""
-    rows = (
-        await session.execute(
-            select(Purchase.confirmed_at, Plan.duration_days, Purchase.discounted_cycles)
-            .join(Plan, Plan.id == Purchase.plan_id)
-            .where(Purchase.user_id == user_id, Purchase.status == PurchaseStatus.CONFIRMED)
-        )
-    ).all()
-    if not rows:
-        return SubscriberEligibility.NEVER_SUBSCRIBED
+_SUBSCRIPTIONS = HotStatement(
+    select(Purchase.confirmed_at, Plan.duration_days, Purchase.discounted_cycles)
+    .join(Plan, Plan.id == Purchase.plan_id)
+    .where(Purchase.user_id == bindparam("user_id"), Purchase.status == PurchaseStatus.CONFIRMED)
+)
+
+
+def subscription_state(rows: Iterable[Any], now: datetime) -> SubscriberEligibility:
+    """NEVER_SUBSCRIBED, ACTIVE (a confirmed purchase still running) or LAPSED, from the
+    user's confirmed purchases as (confirmed_at, duration_days, discounted_cycles)."""
+    state = SubscriberEligibility.NEVER_SUBSCRIBED
     for confirmed_at, duration_days, cycles in rows:
         if (
             confirmed_at is not None
             and confirmed_at + timedelta(days=duration_days * max(cycles, 1)) > now
         ):
             return SubscriberEligibility.ACTIVE
-    return SubscriberEligibility.LAPSED
+        state = SubscriberEligibility.LAPSED
+    return state
+
+
+async def subscriber_status(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime
+) -> SubscriberEligibility:
+    """NEVER_SUBSCRIBED, ACTIVE (a confirmed purchase still running) or LAPSED."""
+    return subscription_state(await _SUBSCRIPTIONS.rows(session, user_id=user_id), now)
 
 
 async def holding_uses(session: AsyncSession, promocode_id: uuid.UUID, user_id: uuid.UUID) -> int:
@@ -109,55 +186,42 @@ async def holding_uses(session: AsyncSession, promocode_id: uuid.UUID, user_id: 
 
 async def evaluate(
     session: AsyncSession,
-    user: User,
+    user: Buyer,
     code: str,
     plan: Plan,
     now: datetime,
-    *,
-    check_limits: bool = True,
 ) -> Verdict:
     """The first reason `user` can't use `code` for `plan` now, or an accepted verdict.
 
-    The use limits checked here are advisory. A reservation passes `check_limits=False`,
-    because it checks them again under the code's row lock, which is the authority.
+    The use limits checked here are advisory (a quote reserves nothing); a reservation
+    (`reservation.py`) decides them under the code's row lock, which is the authority.
     """
     if user.status is not UserStatus.ACTIVE:
         return Verdict(None, Rejection.USER_NOT_ACTIVE)
     promocode = await find_code(session, code)
     if promocode is None:
         return Verdict(None, Rejection.NOT_FOUND)
-    reason = await _first_rejection(session, promocode, user, plan, now, check_limits)
+    reason = await _first_rejection(session, promocode, user, plan, now)
     return Verdict(promocode, reason)
 
 
 async def _first_rejection(
     session: AsyncSession,
     promocode: Promocode,
-    user: User,
+    user: Buyer,
     plan: Plan,
     now: datetime,
-    check_limits: bool,
 ) -> Rejection | None:
     if promocode.audience is Audience.GRANTED and not await is_granted(
         session, promocode.id, user.id
     ):
         return Rejection.NOT_ASSIGNED_TO_USER
-    if not promocode.active:
-        return Rejection.INACTIVE
-    if promocode.valid_from is not None and now < promocode.valid_from:
-        return Rejection.NOT_STARTED
-    if promocode.valid_until is not None and now >= promocode.valid_until:
-        return Rejection.EXPIRED
+    if reason := period_rejection(promocode, now):
+        return reason
     if not await plan_is_eligible(session, promocode, plan):
         return Rejection.PLAN_NOT_ELIGIBLE
     if promocode.eligibility is not SubscriberEligibility.ANY and (
         await subscriber_status(session, user.id, now) is not promocode.eligibility
     ):
         return Rejection.SUBSCRIBER_NOT_ELIGIBLE
-    if not check_limits:
-        return None
-    if await holding_uses(session, promocode.id, user.id) >= promocode.max_uses_per_user:
-        return Rejection.ALREADY_USED_BY_USER
-    if promocode.max_uses is not None and promocode.uses >= promocode.max_uses:
-        return Rejection.EXHAUSTED
-    return None
+    return limit_rejection(promocode, await holding_uses(session, promocode.id, user.id))

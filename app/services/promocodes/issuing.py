@@ -24,7 +24,6 @@ from app.models.promocodes import (
     Promocode,
     PromocodeGrant,
     PromocodeKind,
-    Purchase,
     Rejection,
     promocode_plans,
 )
@@ -34,7 +33,8 @@ from app.services.promocodes.eligibility import find_code
 from app.services.promocodes.errors import PromocodeErrorCode
 from app.services.promocodes.generator import SAFE_CHARSET, generate
 from app.services.promocodes.pricing import final_price
-from app.services.promocodes.purchases import create_purchase, plan_on_sale
+from app.services.promocodes.quotes import plan_on_sale
+from app.services.promocodes.reservation import PurchaseView, create_purchase
 from app.settings import Settings
 
 MAX_APPLY_USERS = 1000
@@ -51,7 +51,7 @@ class ApplyStatus(enum.Enum):
 class ApplyOutcome:
     user_id: uuid.UUID
     status: ApplyStatus
-    purchase: Purchase | None = None
+    purchase: PurchaseView | None = None
     rejection: Rejection | None = None  # the true reason, for the admin
 
 

@@ -1,7 +1,7 @@
 """Promocode reads for the API: rows by id (DataLoaders, `node(id:)`) and the paged lists.
 
-The statements of the lists are built where their rules live (`purchases`, `grants`,
-`stats`); this module runs them a page at a time.
+The statements of the lists are built where their rules live (`grants`, `stats`; a user's
+purchases here); this module runs them a page at a time.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.promocodes import (
@@ -25,10 +25,17 @@ from app.services.lookup import parse_uuids, rows_by_ids
 from app.services.pagination import OffsetPage, PageRows, fetch_page
 from app.services.promocodes.generator import normalize_code
 from app.services.promocodes.grants import grants_query
-from app.services.promocodes.purchases import purchases_of_user
 from app.services.promocodes.stats import attempts_query, purchases_of_code_query
 
 MAX_SEARCH_LENGTH = 100
+
+
+def purchases_of_user(user_id: uuid.UUID) -> Select[Purchase]:
+    return (
+        select(Purchase)
+        .where(Purchase.user_id == user_id)
+        .order_by(Purchase.created_at.desc(), Purchase.id)
+    )
 
 
 async def plans_by_ids(session: AsyncSession, keys: Sequence[str]) -> list[Plan | None]:
