@@ -19,6 +19,11 @@ transaction, the session's turn-taking (`SerializedSession`) and its commit or r
 Nothing is flushed: never mix it with pending ORM changes of the same rows in one unit of
 work (flush them first).
 
+`rows_many` and `execute_many` run one statement for each of several parameter sets: on
+PostgreSQL in one round trip (asyncpg's pipelined `fetchmany` / `executemany`, announced to
+the listeners once), on SQLite one Core call per set (`rows_many`) or one Core executemany
+(`execute_many`).
+
 Rules for statements: no runtime-expanding `IN` parameters (use `= ANY(:ids)` on
 PostgreSQL, or a constant list, which is rendered at build time); every bound parameter is
 named (`bindparam("user_id")`) and passed by name.
@@ -123,13 +128,21 @@ class HotStatement:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
+        self._own_keys: frozenset[str] | None = None
         columns = getattr(statement, "selected_columns", None)
         if columns is None:  # DML: the RETURNING columns, if any
             columns = [d["expr"] for d in getattr(statement, "returning_column_descriptions", ())]
         keys = [column.key for column in columns]
-        self.row: Callable[..., Any] = (
-            namedtuple("Row", keys, rename=True) if keys else tuple
-        )
+        self.row: Callable[..., Any] = namedtuple("Row", keys, rename=True) if keys else tuple
+
+    def _own(self, connection: AsyncConnection, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the statement's own parameters, for Core: there an extra one named like a
+        column of an INSERT or UPDATE would silently become a value for that column, where
+        the PostgreSQL path ignores it."""
+        if self._own_keys is None:
+            compiled = self.statement.compile(dialect=connection.dialect)  # type: ignore[attr-defined]
+            self._own_keys = frozenset(bind.key for bind in compiled.binds.values())
+        return {key: value for key, value in params.items() if key in self._own_keys}
 
     def compiled(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -186,10 +199,55 @@ class HotStatement:
         """Run a statement without rows to return; the number of rows it touched."""
         return int(await _run(session, self._execute, params))
 
+    async def rows_many(
+        self, session: AsyncSession, params: Sequence[Mapping[str, Any]]
+    ) -> list[Any]:
+        """The rows of the statement run once per parameter set, all in one list, in order."""
+        if not params:
+            return []
+        return list(await _run(session, self._rows_many, params))
+
+    async def execute_many(
+        self, session: AsyncSession, params: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run the statement once per parameter set, returning nothing."""
+        if params:
+            await _run(session, self._execute_many, params)
+
+    async def _rows_many(
+        self, session: AsyncSession, params: Sequence[Mapping[str, Any]]
+    ) -> list[Any]:
+        connection = await session.connection()
+        if connection.dialect.name != "postgresql":
+            found: list[Any] = []
+            for one in params:
+                result = await connection.execute(self.statement, self._own(connection, one))
+                found.extend(self.row(*row) for row in result)
+            return found
+        compiled = self.compiled(connection.dialect, params[0])
+        driver = await _driver(session, connection)
+        arguments = [compiled.arguments(one) for one in params]
+        _announce(connection, compiled.sql, arguments[0])
+        records = await driver.fetchmany(compiled.sql, arguments)
+        return [compiled.build(record) for record in records]
+
+    async def _execute_many(
+        self, session: AsyncSession, params: Sequence[Mapping[str, Any]]
+    ) -> None:
+        connection = await session.connection()
+        if connection.dialect.name != "postgresql":
+            await connection.execute(self.statement, [self._own(connection, one) for one in params])
+            return
+        compiled = self.compiled(connection.dialect, params[0])
+        driver = await _driver(session, connection)
+        arguments = [compiled.arguments(one) for one in params]
+        _announce(connection, compiled.sql, arguments[0])
+        await driver.executemany(compiled.sql, arguments)
+
     async def _rows(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Any]:
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
-            result = await connection.execute(self.statement, dict(params))
+            result = await connection.execute(self.statement, self._own(connection, params))
             return [self.row(*row) for row in result]
         compiled = self.compiled(connection.dialect, params)
         driver = await _driver(session, connection)
@@ -201,7 +259,7 @@ class HotStatement:
     async def _execute(self, session: AsyncSession, params: Mapping[str, Any]) -> int:
         connection = await session.connection()
         if connection.dialect.name != "postgresql":
-            result = await connection.execute(self.statement, dict(params))
+            result = await connection.execute(self.statement, self._own(connection, params))
             return int(getattr(result, "rowcount", 0) or 0)
         compiled = self.compiled(connection.dialect, params)
         driver = await _driver(session, connection)
@@ -212,9 +270,7 @@ class HotStatement:
         return int(tail) if tail.isdigit() else 0
 
 
-async def _run(
-    session: AsyncSession, operation: Callable[..., Any], params: Mapping[str, Any]
-) -> Any:
+async def _run(session: AsyncSession, operation: Callable[..., Any], params: Any) -> Any:
     serialized = getattr(session, "serialized", None)
     if serialized is not None:
         return await serialized(operation, session, params)

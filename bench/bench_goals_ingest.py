@@ -3,10 +3,11 @@ order-to-progress lag at a given rate, on PostgreSQL + Redis + one worker proces
 
 The pipeline under test, all real processes:
 
-- `engage serve` (one uvicorn process, ENGAGE_ENV=production): `orderRecord` with the SERVICE
-  token stores the order and its `goals.process_order` outbox row in one transaction, then
+- `engage serve` (one uvicorn process, ENGAGE_ENV=production): `orderRecord` (or
+  `orderRecordBatch`) with the SERVICE token stores the orders, pending, and, for users with
+  no job scheduled, one `goals.process_orders` outbox row, in one transaction, then
   publishes the job to Redis;
-- `engage worker --processes 1 --threads 8`: `goals.process_order` writes the ledger row
+- `engage worker --processes 1 --threads 8`: `goals.process_orders` writes the ledger rows
   (`goal_progress`) and advances the user's ACTIVE goal; the order that reaches the target
   closes the goal, activates the next one and enqueues `goals.finish`, which grants the
   WALLET bonus (a `wallet_entries` row) and creates the achievement.
@@ -41,8 +42,9 @@ PostgreSQL (the bench database's backends and the server's background processes)
 and the rest of the machine. After each run the bench checks exactly-once: one order and one
 ledger row per order, the sum of progress equals the counted rows (goal by goal too),
 bonuses granted == goals DONE == wallet GOAL_BONUS entries (one per goal) == achievements,
-one outbox row per order and per DONE goal, all sent, no job failure, and no order left
-uncounted for any reason but OUTSIDE_PERIOD.
+one `goals.finish` outbox row per DONE goal, at most one `goals.process_orders` row per
+request and 100 users (orders are their own queue: docs/goals.md), all sent, no order left
+pending, no job failure, and no order left uncounted for any reason but OUTSIDE_PERIOD.
 
     make bench                                    # every benchmark
     .venv/bin/python -m bench.bench_goals_ingest  # this one (about 5 minutes)
@@ -55,7 +57,12 @@ closed loop), BENCH_GOALS_INGEST_IN_FLIGHT (32, paced runs), BENCH_GOALS_INGEST_
 py-spy records the API and the worker during the closed-loop run),
 BENCH_GOALS_INGEST_API_POOL (the API's DATABASE_POOL_SIZE; unset: the app's default, 10 + 10
 overflow), BENCH_PG_URL (postgresql://postgres@127.0.0.1:5432/postgres),
-BENCH_GOALS_INGEST_REDIS_URL (redis://127.0.0.1:6379/10, flushed before every run). The
+BENCH_GOALS_INGEST_REDIS_URL (redis://127.0.0.1:6379/10, flushed before every run),
+BENCH_GOALS_INGEST_BATCH (1: each request is one `orderRecord`; N > 1: each request is an
+`orderRecordBatch` of N orders, sent when its last order is due, so the wait to fill a batch
+counts in the lag; runs are rounded down to whole batches),
+BENCH_GOALS_INGEST_WORKER_TIMEOUT_MS (unset: Dramatiq's default; else the worker's
+`dramatiq_worker_timeout`, the cap of the Redis consumer's idle poll backoff). The
 bench creates and drops its own database, engage_bench_<hex>.
 """
 
@@ -90,6 +97,7 @@ from app.models.goals import GoalTemplate
 from app.models.identity import Role, User
 from app.services.goals.assignment import Assignment, assign_goal
 from app.services.identity.sessions import create_service_token
+from app.services.orders.queue import JOB_USERS
 from app.settings import Settings
 from bench._proc import (
     all_stats,
@@ -122,6 +130,9 @@ PIN_API = os.environ.get("BENCH_GOALS_INGEST_PIN_API", "1") == "1"
 PYSPY_DIR = os.environ.get("BENCH_GOALS_INGEST_PYSPY", "")
 IN_FLIGHT = int(os.environ.get("BENCH_GOALS_INGEST_IN_FLIGHT", "32"))  # paced runs
 API_POOL = os.environ.get("BENCH_GOALS_INGEST_API_POOL", "")  # DATABASE_POOL_SIZE of the API
+WORKER_TIMEOUT_MS = os.environ.get("BENCH_GOALS_INGEST_WORKER_TIMEOUT_MS", "")
+# Orders per request: 1 sends `orderRecord`, more sends `orderRecordBatch` of that many.
+BATCH = int(os.environ.get("BENCH_GOALS_INGEST_BATCH", "1"))
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_GOALS_INGEST_REDIS_URL", "redis://127.0.0.1:6379/10")
 
@@ -143,6 +154,10 @@ SERVICE_NAME = "bench-orders"
 MUTATION = (
     "mutation Record($input: OrderRecordInput!) { orderRecord(input: $input)"
     " { outcome order { orderId } errors { code field message } } }"
+)
+BATCH_MUTATION = (
+    "mutation Batch($input: OrderRecordBatchInput!) { orderRecordBatch(input: $input)"
+    " { results { outcome errors { code } } errors { code field message } } }"
 )
 TEMPLATES = {
     "ingest-comfort-a": ("Take 5 Comfort rides", "Совершите 5 поездок в «Комфорте»", 30_000),
@@ -337,26 +352,29 @@ class Connection:
         return int(status_line.split()[1]), await self.reader.readexactly(length)
 
 
-def order_body(index: int, label: str, user_id: str, due: float) -> bytes:
+def order_input(index: int, label: str, user_id: str, due: float) -> dict[str, Any]:
     completed = datetime.fromtimestamp(due, UTC)
+    return {
+        "orderId": f"{label}-{index}",
+        "userId": user_id,
+        "createdAt": (completed - timedelta(minutes=25)).isoformat(),
+        "completedAt": completed.isoformat(),
+        "status": "COMPLETE",
+        "rideClass": "comfort",
+        "paymentMethod": "card",
+        "price": {"amountMinor": 50_000, "currency": "RUB"},
+        "cityTimezone": "Europe/Moscow",
+    }
+
+
+def order_body(index: int, label: str, user_id: str, due: float) -> bytes:
     return orjson.dumps(
-        {
-            "query": MUTATION,
-            "variables": {
-                "input": {
-                    "orderId": f"{label}-{index}",
-                    "userId": user_id,
-                    "createdAt": (completed - timedelta(minutes=25)).isoformat(),
-                    "completedAt": completed.isoformat(),
-                    "status": "COMPLETE",
-                    "rideClass": "comfort",
-                    "paymentMethod": "card",
-                    "price": {"amountMinor": 50_000, "currency": "RUB"},
-                    "cityTimezone": "Europe/Moscow",
-                }
-            },
-        }
+        {"query": MUTATION, "variables": {"input": order_input(index, label, user_id, due)}}
     )
+
+
+def batch_body(inputs: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"query": BATCH_MUTATION, "variables": {"input": {"orders": inputs}}})
 
 
 async def drive(config: dict[str, Any]) -> dict[str, Any]:
@@ -364,6 +382,7 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
     connections go (closed loop, rate 0). Returns the summary the bench parses."""
     port, label, orders = int(config["port"]), str(config["label"]), int(config["orders"])
     rate, users = float(config["rate"]), [str(u) for u in config["user_ids"]]
+    batch = max(1, int(config.get("batch", 1)))
     head = (
         "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Accept: application/json\r\nAuthorization: Bearer {config['token']}\r\n"
@@ -403,13 +422,24 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
     last_answer = 0.0
 
     async def send(conn: Connection, index: int, due: float) -> None:
-        """One order on `conn`, which the caller took; gives it back (or drops it, broken)."""
+        """One request on `conn` (order `index`, or the batch of `batch` orders that ends with
+        it), which the caller took; gives it back (or drops it, broken)."""
         nonlocal last_answer, opened
         sent = time.time()
         if not first_send:
             first_send.append(sent)
         slips.append(sent - due)
-        body = order_body(index, label, users[index % len(users)], due)
+        if batch == 1:
+            body = order_body(index, label, users[index % len(users)], due)
+        else:
+            first = index - batch + 1
+            body = batch_body(
+                [
+                    order_input(i, label, users[i % len(users)], due - (index - i) / (rate or 1e9))
+                    for i in range(first, index + 1)
+                ]
+            )
+        expected = batch
         try:
             status, answer = await conn.post(head, body)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
@@ -417,7 +447,11 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
             conn.writer.close()
             opened -= 1
         else:
-            if status != 200 or b'"outcome":"NEW"' not in answer or b'"errors":[]' not in answer:
+            if (
+                status != 200
+                or answer.count(b'"outcome":"NEW"') != expected
+                or b'"errors":[]' not in answer
+            ):
                 failures.append(f"{status} {answer[:300]!r}")
             idle.append(conn)
         last_answer = time.time()
@@ -426,7 +460,8 @@ async def drive(config: dict[str, Any]) -> dict[str, Any]:
 
     await asyncio.sleep(max(0.0, start - time.time()))
     tasks = []
-    for index in range(orders):
+    # A batch leaves when its last order is due: the wait to fill it is part of the lag.
+    for index in range(batch - 1, orders, batch):
         due = start + index / rate if rate else 0.0
         delay = due - time.time()
         if delay > 0:
@@ -478,6 +513,7 @@ class Run:
     recorded_p99_ms: float = 0.0  # completedAt -> the order's row written by the API
     bonuses: int = 0
     uncounted: int = 0
+    jobs: int = 0  # goals.process_orders outbox rows (broker messages) for the run
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds over the run
     busy_before: float = 0.0
 
@@ -513,6 +549,7 @@ class Bench:
             "connections": CONNECTIONS,
             "in_flight": IN_FLIGHT,
             "token": self.fixture.service_token,
+            "batch": BATCH,
             "user_ids": [str(u) for u in self.fixture.user_ids[:users]],
         }
         path = self.workdir / f"{label}.json"
@@ -565,6 +602,9 @@ class Bench:
         run.bonus_rate = orders / (last_bonus - first)
         run.lag_p50_ms, run.lag_p99_ms, run.lag_max_ms = 1000 * p50, 1000 * p99, 1000 * worst
         run.bonuses, run.uncounted = await self.verify(label, orders)
+        run.jobs = await self.db.fetchval(
+            "SELECT count(*) FROM outbox_messages WHERE actor = 'goals.process_orders'"
+        )
         return run
 
     async def wait_done(self, orders: int, bonuses: int, driver: Child, limit: float) -> None:
@@ -631,9 +671,14 @@ class Bench:
         achievements = await db.fetchval(
             "SELECT count(*) FROM goal_notifications WHERE kind = 'ACHIEVEMENT'"
         )
-        outbox, unsent = await db.fetchrow(
-            "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox_messages"
+        outbox, unsent, finishes, jobs = await db.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL),"
+            " count(*) FILTER (WHERE actor = 'goals.finish'),"
+            " count(*) FILTER (WHERE actor = 'goals.process_orders') FROM outbox_messages"
         )
+        pending = await db.fetchval("SELECT count(*) FROM goal_orders WHERE pending_at IS NOT NULL")
+        requests = orders // BATCH
+        most_jobs = requests * -(-BATCH // JOB_USERS)  # one job per 100 users of a request
         failures = await db.fetchval("SELECT count(*) FROM job_failures")
         reasons = dict(await db.fetch("SELECT reason, count(*) FROM goal_progress GROUP BY reason"))
         other_reasons = {k: v for k, v in reasons.items() if k not in ("COUNTED", "OUTSIDE_PERIOD")}
@@ -649,9 +694,10 @@ class Bench:
             f"wallet entries for {wallet_goals} goals, {done} DONE" if wallet_goals != done else "",
             f"{achievements} achievements for {done} DONE" if achievements != done else "",
             f"{unsent} of {outbox} outbox rows unsent" if unsent else "",
-            f"outbox rows {outbox} != orders + DONE goals {orders + done}"
-            if outbox != orders + done
-            else "",
+            f"goals.finish rows {finishes} != DONE goals {done}" if finishes != done else "",
+            f"{jobs} process_orders jobs for {requests} requests" if jobs > most_jobs else "",
+            f"outbox rows {outbox} != jobs + finishes" if outbox != jobs + finishes else "",
+            f"{pending} orders still pending" if pending else "",
             f"{failures} job failures" if failures else "",
         ]
         if any(problems):
@@ -708,6 +754,8 @@ def _env(dsn: str) -> dict[str, str]:
         "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "5",
         "PYTHONPATH": _pythonpath(),
     }
+    if WORKER_TIMEOUT_MS:  # Dramatiq's idle poll backoff (its default: up to 1000 ms)
+        env["dramatiq_worker_timeout"] = WORKER_TIMEOUT_MS
     for name in (
         "JOBS_IN_PROCESS",
         "SCHEDULER_IN_PROCESS",
@@ -848,12 +896,15 @@ async def amain() -> dict[str, float]:
             f" {GOAL_TARGET}",
             flush=True,
         )
+        kind = "orderRecord" if BATCH == 1 else f"orderRecordBatch of {BATCH}"
+        print(f"requests: {kind}", flush=True)
         print(HEADER, flush=True)
         runs: list[Run] = []
 
         async def run(label: str, orders: int, rate: float) -> None:
+            orders = max(BATCH, orders // BATCH * BATCH)  # whole batches
             runs.append(await bench.run(label, orders, rate))
-            print(format_run(runs[-1]), flush=True)
+            print(format_run(runs[-1]), f"jobs {runs[-1].jobs}", flush=True)
 
         await run("warm-up", WARMUP_ORDERS, WARMUP_RATE)
         for rate in RATES:

@@ -8,14 +8,23 @@ from datetime import timedelta
 from app.models.base import utcnow
 from app.services.goals.expiry import expire_due, remind_due
 from app.services.goals.granting import finish_goal
-from app.services.goals.processing import process_order
+from app.services.goals.processing import process_order, process_pending
 from jobs.broker import actor
 from jobs.runtime import job_runtime, unit_of_work
 
 
+@actor("goals.process_orders")
+async def process_orders_job(user_ids: list[str]) -> None:
+    """Process the pending orders of these users (one recording request's users that had no
+    job scheduled), each user's in order, in one transaction. Idempotent by state."""
+    async with unit_of_work() as session:
+        await process_pending(session, [uuid.UUID(u) for u in user_ids], now=utcnow())
+
+
 @actor("goals.process_order")
 async def process_order_job(order_id: str, user_id: str) -> None:
-    """Match one order against the user's goal. Idempotent by state (see processing)."""
+    """One order (messages written before orders became their own queue, migration 0006).
+    Idempotent by state (see processing)."""
     async with unit_of_work() as session:
         await process_order(session, order_id, uuid.UUID(user_id), now=utcnow())
 
@@ -57,4 +66,4 @@ async def remind_job() -> None:
             return
 
 
-__all__ = ["expire_job", "finish_job", "process_order_job", "remind_job"]
+__all__ = ["expire_job", "finish_job", "process_order_job", "process_orders_job", "remind_job"]

@@ -1,4 +1,4 @@
-"""`orderRecord`'s input and payload."""
+"""`orderRecord` and `orderRecordBatch`: inputs and payloads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from app.services.orders.recording import MAX_DATA_BYTES
+from app.services.orders.recording import MAX_BATCH, MAX_DATA_BYTES
 from app.services.validation import MAX_JSON_DEPTH
 from schema.orders.errors import OrderRecordError
 from schema.orders.types import OrderKind, OrderStatus, RecordedOrder, RecordOutcome
@@ -45,3 +45,31 @@ class OrderRecordPayload:
     outcome: RecordOutcome | None
     order: RecordedOrder | None
     errors: list[OrderRecordError]
+
+
+@strawberry.input(description="Up to 500 orders, recorded in one request.")
+class OrderRecordBatchInput:
+    orders: list[OrderRecordInput] = strawberry.field(
+        description=f"At most {MAX_BATCH} orders; each is recorded as `orderRecord` would."
+    )
+
+
+@strawberry.type(description="What became of one order of a batch.")
+class OrderRecordResult:
+    order_id: str
+    outcome: RecordOutcome | None
+    order: RecordedOrder | None
+    errors: list[OrderRecordError] = strawberry.field(
+        description="ORDER_CONFLICT or UNKNOWN_USER: this order was refused, the others stand."
+    )
+
+
+@strawberry.type
+class OrderRecordBatchPayload:
+    results: list[OrderRecordResult] = strawberry.field(
+        description="One per input order, in input order; empty when `errors` is not."
+    )
+    errors: list[OrderRecordError] = strawberry.field(
+        description="The batch was refused and nothing was recorded: too many orders, or an "
+        "order's bad input (the field is `orders.<index>.<field>`)."
+    )

@@ -15,7 +15,7 @@ from app.models.goals import GoalTemplate, UserGoal
 from app.runtime import Runtime
 from app.services.goals.assignment import Assignment, assign_goal
 from app.services.goals.granting import finish_goal
-from app.services.goals.processing import ProcessResult, process_order
+from app.services.goals.processing import ProcessResult, process_order, process_pending
 from app.services.orders.recording import OrderInput
 from tests.factories.orders import record
 
@@ -71,6 +71,14 @@ async def process(
     """What the `goals.process_order` actor does, in its own transaction."""
     async with runtime.session_factory() as session, session.begin():
         return await process_order(session, order_id, user_id, now=now or utcnow())
+
+
+async def process_users(
+    runtime: Runtime, user_ids: list[uuid.UUID], *, now: datetime | None = None
+) -> list[ProcessResult]:
+    """What the `goals.process_orders` actor does, in its own transaction."""
+    async with runtime.session_factory() as session, session.begin():
+        return await process_pending(session, user_ids, now=now or utcnow())
 
 
 async def record_and_process(

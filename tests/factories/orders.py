@@ -12,8 +12,9 @@ from sqlalchemy import select
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage
 from app.runtime import Runtime
+from app.services.errors import DomainError
 from app.services.orders.facts import OrderKind, OrderStatus
-from app.services.orders.recording import OrderInput, RecordResult, record_order
+from app.services.orders.recording import OrderInput, RecordResult, record_order, record_orders
 
 
 def order(
@@ -49,6 +50,13 @@ def order(
 async def record(runtime: Runtime, data: OrderInput) -> RecordResult:
     async with runtime.session_factory() as session, session.begin():
         return await record_order(session, data)
+
+
+async def record_batch(
+    runtime: Runtime, orders: list[OrderInput]
+) -> list[RecordResult | DomainError]:
+    async with runtime.session_factory() as session, session.begin():
+        return await record_orders(session, orders)
 
 
 async def outbox_messages(runtime: Runtime, actor: str) -> list[dict[str, Any]]:

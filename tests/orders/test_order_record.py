@@ -1,5 +1,7 @@
-"""`orderRecord` over HTTP on both backends: idempotent storage, the outbox, status changes,
-conflicts, input validation (each error names its field and changes nothing) and roles."""
+"""`orderRecord` over HTTP on both backends: idempotent storage, the queue (the order's
+pending marker and one `goals.process_orders` job while the user has none scheduled), status
+changes, conflicts, input validation (each error names its field and changes nothing) and
+roles."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from tests.factories.identity import PASSWORD, access_token, create_user, servic
 from tests.factories.orders import outbox_messages
 from tests.helpers import error_codes, gql, row_counts
 
-PROCESS = "goals.process_order"
+PROCESS = "goals.process_orders"
 
 ORDER_RECORD = """
 mutation OrderRecord($input: OrderRecordInput!) {
@@ -99,11 +101,9 @@ async def test_a_new_order_is_stored_and_scheduled_once(
     assert first["outcome"] == "NEW"
     assert first["order"]["orderId"] == "ride-1001"
     assert first["order"]["status"] == "COMPLETE"
-    assert await outbox_messages(runtime, PROCESS) == [
-        {"order_id": "ride-1001", "user_id": str(user.id)}
-    ]
+    assert await outbox_messages(runtime, PROCESS) == [{"user_ids": [str(user.id)]}]
     row = await stored(runtime, "ride-1001")
-    assert row is not None
+    assert row is not None and row.pending_at is not None
     assert (row.user_id, row.price_minor, row.currency, row.ride_class) == (
         user.id,
         45_000,
@@ -191,16 +191,17 @@ async def test_a_cancellation_of_a_complete_order_is_scheduled_again(
     assert cancelled["errors"] == []
     assert cancelled["outcome"] == "STATUS_CHANGED"
     assert cancelled["order"]["status"] == "CANCELLED"
-    scheduled = {"order_id": "ride-1001", "user_id": str(user.id)}
-    assert await outbox_messages(runtime, PROCESS) == [scheduled, scheduled]
+    # Pending again; the user's job is still scheduled (nothing processed it yet), so no
+    # second one.
+    assert await outbox_messages(runtime, PROCESS) == [{"user_ids": [str(user.id)]}]
     row = await stored(runtime, "ride-1001")
-    assert row is not None
+    assert row is not None and row.pending_at is not None
     assert (row.status, row.completed_at, row.price_minor) == ("CANCELLED", COMPLETED, 45_000)
 
     # The cancellation repeated is a duplicate; a refund after it is another change.
     repeated = await record(client, service, order_input(user.id, status="CANCELLED"))
     assert repeated["outcome"] == "DUPLICATE"
-    assert len(await outbox_messages(runtime, PROCESS)) == 2
+    assert len(await outbox_messages(runtime, PROCESS)) == 1
 
 
 async def test_a_status_never_goes_back(
@@ -217,7 +218,7 @@ async def test_a_status_never_goes_back(
     row = await stored(runtime, "ride-1001")
     assert row is not None and row.status == "CANCELLED"
     assert await row_counts(runtime) == before
-    assert len(await outbox_messages(runtime, PROCESS)) == 2
+    assert len(await outbox_messages(runtime, PROCESS)) == 1
 
 
 async def test_an_order_in_progress_completes_later(
@@ -231,7 +232,8 @@ async def test_an_order_in_progress_completes_later(
     row = await stored(runtime, "ride-1001")
     assert row is not None
     assert (row.status, row.completed_at) == ("COMPLETE", COMPLETED)
-    assert len(await outbox_messages(runtime, PROCESS)) == 2
+    assert row.pending_at is not None
+    assert len(await outbox_messages(runtime, PROCESS)) == 1
 
 
 # ---- bad input --------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ ACCESS: dict[str, Access] = {
     "Mutation.groupMembersRemove": Access.ADMIN,
     # ---- orders
     "Mutation.orderRecord": Access.SERVICE,
+    "Mutation.orderRecordBatch": Access.SERVICE,
     # ---- goals
     "Query.goalOrder": Access.ADMIN,
     "Query.userGoals": Access.ADMIN,

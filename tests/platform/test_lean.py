@@ -112,3 +112,14 @@ def test_a_runtime_in_list_is_refused() -> None:
 
     with pytest.raises(ValueError, match="ANY"):
         ids.compiled(postgresql.asyncpg.dialect(), {"ids": [uuid.uuid4()]})  # type: ignore[attr-defined]
+
+
+async def test_extra_parameters_named_like_columns_are_ignored_on_both_backends(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    async with runtime.session_factory() as session:
+        assert await BLOCK.execute(session, user_id=user.id, locale="xx", email="x@y.z") == 1
+        row = await USER.one_or_none(session, user_id=user.id)
+    assert row.status is UserStatus.BLOCKED
+    assert (row.locale, row.email) == (user.locale, user.email)

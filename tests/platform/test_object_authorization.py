@@ -692,6 +692,11 @@ def _fill(name: str, path: str, type_: GraphQLInputType, required: bool, victim:
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if (value := _victim_leaf(name, path)) is not None:
         return [value(victim)] if isinstance(inner, GraphQLList) else value(victim)
+    if isinstance(inner, GraphQLList) and isinstance(
+        get_named_type(inner), GraphQLInputObjectType
+    ):  # a list of input objects (orderRecordBatch's orders): one filled item
+        item = _fill(name, path, inner.of_type, required, victim)
+        return Undefined if item is Undefined else [item]
     if isinstance(inner, GraphQLInputObjectType):
         filled = {}
         for field_name, input_field in inner.fields.items():

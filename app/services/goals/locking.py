@@ -13,7 +13,8 @@ statement a new snapshot). The partial unique index on ACTIVE goals
 - Why the user row and not the ACTIVE goal's row: a waiting step would miss a goal the
   previous holder activated (that row did not match `status = 'ACTIVE'` in its snapshot).
 - Batch steps (a CSV upload, an expiry batch) lock their users one after another in one
-  transaction and hold every lock until commit.
+  transaction and hold every lock until commit. Order processing (`goals.process_orders`)
+  locks its users with one statement, in id order (`lock_users`).
 - SQLite ignores `FOR … UPDATE`. There every unit of work begins `BEGIN IMMEDIATE` and
   holds the database's write lock from its first statement to its end (`app.db`), so steps
   for one user (indeed all writing steps) take turns, and each reads after the previous one
@@ -27,18 +28,43 @@ statement a new snapshot). The partial unique index on ACTIVE goals
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Uuid, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lean import HotStatement
 from app.models.identity import User, UserStatus
 
-_LOCK_USER = (
+_LOCK_USER = HotStatement(
     select(User.status).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
 )
 
 
 async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
     """Take the user's row lock for this transaction; the user's status, None if no such user."""
-    status: UserStatus | None = await session.scalar(_LOCK_USER, {"user_id": user_id})
+    status: UserStatus | None = await _LOCK_USER.scalar(session, user_id=user_id)
     return status
+
+
+_LOCK_USERS = {
+    "postgresql": HotStatement(
+        select(User.id)
+        .where(User.id == any_(bindparam("user_ids", type_=postgresql.ARRAY(Uuid()))))
+        .order_by(User.id)
+        .with_for_update(key_share=True)
+    ),
+    "sqlite": HotStatement(
+        select(User.id).where(User.id.in_(bindparam("user_ids", expanding=True))).order_by(User.id)
+    ),
+}
+
+
+async def lock_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Take several users' row locks in one statement, in id order (so two batches never
+    deadlock each other); the ids of the users that exist."""
+    rows = await _LOCK_USERS[session.get_bind().dialect.name].rows(
+        session, user_ids=sorted(set(user_ids))
+    )
+    return [row.id for row in rows]

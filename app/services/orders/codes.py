@@ -1,4 +1,4 @@
-"""The orders domain's error codes (`orderRecord` and the order facts)."""
+"""The orders domain's error codes (`orderRecord`, `orderRecordBatch`, the order facts)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,4 @@ class OrderErrorCode(enum.Enum):
     INVALID_CURRENCY = "INVALID_CURRENCY"
     INVALID_DATA = "INVALID_DATA"
     ORDER_CONFLICT = "ORDER_CONFLICT"
+    TOO_MANY_ORDERS = "TOO_MANY_ORDERS"  # orderRecordBatch: more than MAX_BATCH orders
