@@ -404,6 +404,9 @@ def _chaos_env(database_url: str, redis_url: str) -> dict[str, str]:
         "JOB_MIN_BACKOFF_MS": "200",
         "JOB_MAX_BACKOFF_MS": "2000",
         "ENGAGE_TEST_WORKER_MIDDLEWARE": chaos_support.MIDDLEWARE_SPEC,
+        # The test counts sweeps and duplicates from the workers' log lines: a worker killed
+        # with -9 must not take lines still in its stdout buffer with it.
+        "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",
     }
 
