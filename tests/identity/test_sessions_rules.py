@@ -202,8 +202,8 @@ async def test_a_password_changed_while_it_was_verified_is_refused(
     user = await create_user(runtime, "anna@example.com")
     other_hash = PasswordHasher().hash("another-password-456")
 
-    async def verify_then_change(password_hash: str | None, password: str, settings: object) -> bool:
-        verified = await verify_password(password_hash, password, runtime.settings)
+    async def verify_then_change(hashed: str | None, password: str, settings: object) -> bool:
+        verified = await verify_password(hashed, password, runtime.settings)
         await _set_user(runtime, user.id, password_hash=other_hash)  # a reset meanwhile
         return verified
 
