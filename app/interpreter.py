@@ -56,6 +56,4 @@ def freeze_startup_heap(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
-    log.info(
-        "interpreter.gc_frozen", objects=gc.get_freeze_count(), thresholds=gc.get_threshold()
-    )
+    log.info("interpreter.gc_frozen", objects=gc.get_freeze_count(), thresholds=gc.get_threshold())

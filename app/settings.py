@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1, le=64)
     worker_processes: int = Field(default=1, ge=1, le=64)
     worker_shutdown_timeout_seconds: int = Field(default=30, ge=1)
+    # The longest an idle worker sleeps between polls of an empty queue (Dramatiq backs off
+    # up to it): the added latency of the first job after a quiet spell (docs/jobs.md).
+    worker_poll_timeout_ms: int = Field(default=100, ge=10, le=60_000)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     job_max_retries: int = Field(default=8, ge=0)
     job_min_backoff_ms: int = Field(default=1000, ge=1)

@@ -38,7 +38,9 @@ class InProcessJobs:
     def start(self) -> None:
         if self.settings.jobs_run_in_process:
             self.worker = Worker(
-                self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100
+                self.broker,
+                worker_threads=self.settings.worker_threads,
+                worker_timeout=self.settings.worker_poll_timeout_ms,
             )
             self.worker.start()
             log.info("jobs.worker_started", threads=self.settings.worker_threads)

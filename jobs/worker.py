@@ -30,6 +30,7 @@ def setup() -> None:
     interpreter.tune(settings)
     broker = build_broker(settings)
     broker.add_middleware(FrozenStartupHeap(settings))
+    broker.add_middleware(PollTimeout(settings.worker_poll_timeout_ms))
     if settings.worker_metrics_port:
         broker.add_middleware(MetricsServer(settings.worker_metrics_port))
     for middleware in _test_middleware(settings):
@@ -63,6 +64,20 @@ class FrozenStartupHeap(Middleware):
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         interpreter.freeze_startup_heap(self.settings)
+
+
+class PollTimeout(Middleware):
+    """Caps an idle consumer's back-off between polls at WORKER_POLL_TIMEOUT_MS.
+
+    Dramatiq's CLI builds its Worker with the default (1 s) and has no option for it; the
+    consumers are created after `before_worker_boot`, with the worker's value.
+    """
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        worker.worker_timeout = self.timeout_ms
 
 
 class MetricsServer(Middleware):
@@ -100,18 +115,21 @@ def run_worker(settings: Settings, processes: int, threads: int) -> int:
 
     if settings.worker_metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="engage-metrics-")
-    arguments = make_argument_parser().parse_args(
-        [
-            "jobs.worker:setup",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--worker-shutdown-timeout",
-            str(settings.worker_shutdown_timeout_seconds * 1000),
-        ]
-    )
+    arguments = make_argument_parser().parse_args(worker_arguments(settings, processes, threads))
     return int(main(arguments) or 0)
+
+
+def worker_arguments(settings: Settings, processes: int, threads: int) -> list[str]:
+    """The `dramatiq` command line of `engage worker`."""
+    return [
+        "jobs.worker:setup",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--worker-shutdown-timeout",
+        str(settings.worker_shutdown_timeout_seconds * 1000),
+    ]
 
 
 async def run_scheduler(settings: Settings) -> int:
