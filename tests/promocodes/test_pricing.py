@@ -86,11 +86,19 @@ def test_invalid_inputs_are_rejected(
 
 
 @pytest.mark.parametrize("bad", [9.99, "999", True, None])
-def test_money_must_be_integers(bad: object) -> None:
-    with pytest.raises(TypeError, match="minor units"):
+def test_money_must_be_integers_and_the_error_names_which(bad: object) -> None:
+    with pytest.raises(TypeError) as price:
         final_price(bad, AMOUNT, 1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="minor units"):
+    assert str(price.value) == f"the list price must be an int in minor units, got {bad!r}"
+    with pytest.raises(TypeError) as value:
         final_price(1000, AMOUNT, bad)  # type: ignore[arg-type]
+    assert str(value.value) == f"the value must be an int in minor units, got {bad!r}"
+
+
+def test_an_unknown_kind_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError) as raised:
+        final_price(1000, "BOGUS", 1)  # type: ignore[arg-type]
+    assert str(raised.value) == "unknown promocode kind 'BOGUS'"
 
 
 def test_kind_given_as_its_string_value() -> None:

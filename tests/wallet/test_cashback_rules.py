@@ -38,7 +38,7 @@ async def _grant(
         )
 
 
-def _order(user_id: uuid.UUID, completed_at: datetime, **changes: object) -> SimpleNamespace:
+def _order(user_id: uuid.UUID, completed_at: datetime | None, **changes: object) -> SimpleNamespace:
     fields: dict[str, object] = {
         "order_id": f"o-{uuid.uuid4().hex[:10]}",
         "user_id": user_id,
