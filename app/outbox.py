@@ -118,10 +118,7 @@ def enqueue(session: AsyncSession, actor: str, /, **kwargs: Any) -> uuid.UUID:
         "queue": queue,
         "kwargs": kwargs,
         "request_id": request_id,
-        "dedupe_key": None,
-        "created_at": utcnow(),
-        "publish_attempts": 0,
-    }
+    }  # dedupe_key, created_at (at the INSERT) and publish_attempts: the columns' defaults
     pending = _pending(session)
     pending.unwritten.append(row)
     pending.add(session, Envelope(message_id, actor, queue, kwargs, request_id))

@@ -129,6 +129,38 @@ async def test_enqueue_writes_the_row_and_publishes_it_after_commit(runtime: Run
     )
 
 
+async def test_enqueue_counts_the_job_and_writes_an_unsent_first_attempt_row(
+    runtime: Runtime,
+) -> None:
+    written = _written(ACTOR)
+    before = utcnow()
+    async with runtime.session_factory() as session:
+        message_id = outbox.enqueue(session, ACTOR, n=1)
+        await session.commit()
+    assert _written(ACTOR) == written + 1
+    row = (await _state(runtime))[message_id]
+    assert (row.dedupe_key, row.sent_at, row.finished_at, row.publish_attempts) == (
+        None,
+        None,
+        None,
+        0,
+    )
+    assert before <= row.created_at <= utcnow()
+
+
+async def test_enqueue_refuses_arguments_the_broker_cannot_carry_and_writes_nothing(
+    runtime: Runtime,
+) -> None:
+    written = _written(ACTOR)
+    async with runtime.session_factory() as session:
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            outbox.enqueue(session, ACTOR, when=datetime.now(UTC))
+        await session.commit()
+    assert outbox.take_committed(session) == []
+    assert await _state(runtime) == {}
+    assert _written(ACTOR) == written
+
+
 async def test_enqueue_unique_publishes_once_per_dedupe_key(runtime: Runtime) -> None:
     written = _written(ACTOR)
     async with runtime.session_factory() as session:
