@@ -1,0 +1,110 @@
+"""Orders of one user processed in one batch (`process_pending`, both backends), for the
+details `make mutate` found untested (docs/testing.md): the goal that follows a close takes
+the next orders and its events, a reversal and a new order in one batch, and an order that
+completes when the user has no goal."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from app.events import take_committed_events
+from app.models.base import utcnow
+from app.runtime import Runtime
+from app.services.goals.conditions import ProgressReason
+from app.services.goals.events import user_channel
+from app.services.goals.processing import ProcessResult, process_pending
+from app.services.orders.facts import OrderStatus
+from app.uow import _HOOKS
+from tests.factories.goals import assign, create_template, goal, record_and_process
+from tests.factories.identity import create_user
+from tests.factories.orders import order, record
+
+ONE_RIDE = {"target": 1, "periodDays": 5}
+THREE_RIDES = {"target": 3, "periodDays": 5}
+
+
+async def _process_batch(
+    runtime: Runtime, user_id: uuid.UUID
+) -> tuple[list[ProcessResult], list[tuple[str, dict[str, Any]]]]:
+    """What `goals.process_orders` does for one user, then its after-commit hooks."""
+    async with runtime.session_factory() as session:
+        async with session.begin():
+            results = await process_pending(session, [user_id], now=utcnow())
+        for hook in session.info.pop(_HOOKS, ()):
+            hook()
+        events = [(channel, dict(message)) for channel, message in take_committed_events(session)]
+        return results, events
+
+
+async def test_in_one_batch_the_orders_after_a_close_count_for_the_following_goal(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    first_template = await create_template(runtime, conditions=ONE_RIDE)
+    next_template = await create_template(runtime, conditions=THREE_RIDES)
+    start = utcnow() - timedelta(hours=1)
+    first = await assign(runtime, user.id, first_template.id, now=start - timedelta(hours=1))
+    following = await assign(runtime, user.id, next_template.id, now=start - timedelta(hours=1))
+    rides = [order(user.id, completed_at=start + timedelta(minutes=n)) for n in range(3)]
+    for ride in rides:
+        await record(runtime, ride)
+
+    results, events = await _process_batch(runtime, user.id)
+
+    assert results == [
+        ProcessResult(ProgressReason.COUNTED, first.id, closed=True),
+        ProcessResult(ProgressReason.COUNTED, following.id),
+        ProcessResult(ProgressReason.COUNTED, following.id),
+    ]
+    assert (await goal(runtime, following.id)).progress == 2
+    assert {channel for channel, _ in events} == {user_channel(user.id)}
+    progress = [e for _, e in events if e["kind"] == "PROGRESS"]
+    assert [(e["userGoalId"], e["templateId"], e["current"], e["total"]) for e in progress] == [
+        (str(following.id), next_template.id, 2, 3)
+    ]
+
+
+async def test_a_reversal_and_a_new_order_in_one_batch_leave_the_right_count(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    template = await create_template(runtime, conditions=THREE_RIDES)
+    start = utcnow() - timedelta(hours=1)
+    user_goal = await assign(runtime, user.id, template.id, now=start - timedelta(hours=1))
+    counted = order(user.id, completed_at=start)
+    await record_and_process(runtime, counted)
+    await record(runtime, replace(counted, status=OrderStatus.REFUNDED))
+    await record(runtime, order(user.id, completed_at=start + timedelta(minutes=5)))
+
+    results, events = await _process_batch(runtime, user.id)
+
+    assert results == [
+        ProcessResult(ProgressReason.COUNTED, user_goal.id, reversed=True),
+        ProcessResult(ProgressReason.COUNTED, user_goal.id),
+    ]
+    assert (await goal(runtime, user_goal.id)).progress == 1
+    assert [(e["kind"], e["current"]) for _, e in events] == [("REVERSED", 0), ("PROGRESS", 1)]
+
+
+async def test_an_order_completing_after_the_users_last_goal_closed_has_no_goal(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    user_goal = await assign(
+        runtime, user.id, (await create_template(runtime, conditions=ONE_RIDE)).id
+    )
+    pending = order(user.id, status=OrderStatus.IN_PROGRESS)
+    await record(runtime, pending)
+    assert (await _process_batch(runtime, user.id))[0] == [
+        ProcessResult(ProgressReason.NOT_COMPLETE, user_goal.id)
+    ]
+    assert (await record_and_process(runtime, order(user.id))).closed  # no goal follows
+    await record(runtime, replace(pending, status=OrderStatus.COMPLETE, completed_at=utcnow()))
+
+    results, events = await _process_batch(runtime, user.id)
+
+    assert results == [ProcessResult(ProgressReason.NO_ACTIVE_GOAL, None)]
+    assert events == []
