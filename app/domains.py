@@ -26,6 +26,7 @@ DOMAINS: tuple[str, ...] = (
     "goals",
     "wallet",
     "promocodes",
+    "promotions",
     "operations",
 )
 

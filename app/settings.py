@@ -106,6 +106,8 @@ class Settings(BaseSettings):
             "promocodes.release_stale_reservations": "* * * * *",
             "goals.expire": "* * * * *",
             "goals.remind": "*/5 * * * *",
+            "promotions.expire": "* * * * *",
+            "promotions.remind": "*/5 * * * *",
         }
     )
     scheduler_in_process: bool | None = None
@@ -122,6 +124,12 @@ class Settings(BaseSettings):
     goals_reminder_before_hours: int = Field(default=24, ge=0, le=24 * 30)  # 0: no reminders
     goals_batch_size: int = Field(default=200, ge=1, le=10_000)
     goals_recent_done: int = Field(default=5, ge=0, le=50)  # DONE goals viewer.goals shows
+
+    # Promotion rewards (docs/promotions.md). The grace leaves room for a ride completed just
+    # before the challenge's deadline but processed after it: the stored status waits for it.
+    promotions_expiry_grace_seconds: int = Field(default=60, ge=0, le=86_400)
+    promotions_reminder_before_hours: int = Field(default=48, ge=0, le=24 * 30)  # 0: none
+    promotions_batch_size: int = Field(default=200, ge=1, le=10_000)
 
     # Logging
     # The cyclic GC of `engage serve` and `engage worker` processes (app/interpreter.py,

@@ -31,8 +31,10 @@ ORDER_RECORD_STATEMENTS = 5
 # the queue upserts (pipelined), the outbox INSERT, RELEASE SAVEPOINT.
 BATCH_STATEMENTS = 6
 # SAVEPOINT, lock the users, claim their queue rows, load the pending orders, the ledger
-# rows, the progress UPDATEs, the pending markers, RELEASE SAVEPOINT.
-JOB_STATEMENTS = 8
+# rows, the progress UPDATEs, the promotions consumer's read of STARTED runs (none here:
+# tests/promotions/test_rides.py counts a batch with promotions), the pending markers,
+# RELEASE SAVEPOINT.
+JOB_STATEMENTS = 9
 
 
 async def test_order_record_costs_two_statements_of_its_own(

@@ -20,6 +20,7 @@ class Access(enum.Enum):
     USER = "a signed-in person (role USER); not a service"
     ADMIN = "role ADMIN"
     SERVICE = "role SERVICE (the order and payment systems)"
+    ADMIN_OR_SERVICE = "role ADMIN or SERVICE (an import scoring pushes, or an admin runs)"
 
 
 ACCESS: dict[str, Access] = {
@@ -74,6 +75,18 @@ ACCESS: dict[str, Access] = {
     "Mutation.promocodeGrant": Access.ADMIN,
     "Mutation.promocodeRevokeGrant": Access.ADMIN,
     "Mutation.promocodeApply": Access.ADMIN,
+    # ---- promotions
+    "Query.promotions": Access.ADMIN,
+    "Query.promotionRegions": Access.ADMIN,
+    "Query.promotionFunnel": Access.ADMIN,
+    "Query.userPromotions": Access.ADMIN,
+    "Mutation.promotionStart": Access.USER,
+    "Mutation.promotionReward": Access.USER,
+    "Mutation.promotionRewardAccept": Access.USER,
+    "Mutation.promotionCreate": Access.ADMIN,
+    "Mutation.promotionUpdate": Access.ADMIN,
+    "Mutation.promotionRegionSet": Access.ADMIN,
+    "Mutation.promotionPreOffersImport": Access.ADMIN_OR_SERVICE,
     # ---- operations
     "Query.jobFailures": Access.ADMIN,
     "Query.jobPing": Access.ADMIN,
@@ -106,6 +119,8 @@ class Outcome(enum.Enum):
     NOT_FOUND = "the payload error NOT_FOUND, as for a code that doesn't exist"
     INVALID_CREDENTIALS = "the payload error INVALID_CREDENTIALS, as for any wrong password"
     EMAIL_TAKEN = "the payload error EMAIL_TAKEN: registration does tell that an email is used"
+    NO_PRE_OFFER = "the payload error NO_PRE_OFFER: the caller has no offer for that promotion"
+    NOT_STARTED = "the payload error NOT_STARTED: the caller has no run of that promotion"
 
 
 @dataclass(frozen=True)
@@ -150,9 +165,12 @@ OWNED: dict[str, Owned] = {
             "Purchase": Outcome.OWN_ONLY,
             "personal grant": Outcome.OWN_ONLY,
             "group grant": Outcome.OWN_ONLY,
+            "PromotionRun": Outcome.OWN_ONLY,
         },
     ),
-    "Query.launch": Owned(Refers.CALLER, {"Achievement": Outcome.OWN_ONLY}),
+    "Query.launch": Owned(
+        Refers.CALLER, {"Achievement": Outcome.OWN_ONLY, "PromotionRun": Outcome.OWN_ONLY}
+    ),
     "Mutation.register": Owned(Refers.SECRET, {"email": Outcome.EMAIL_TAKEN}),
     "Mutation.login": Owned(
         Refers.CREDENTIAL,
@@ -190,6 +208,10 @@ OWNED: dict[str, Owned] = {
         },
         writes=_REJECTED_ATTEMPTS,
     ),
+    # ---- promotions: the id names a promotion (shared); the caller's own run is acted on
+    "Mutation.promotionStart": Owned(Refers.IDS, {"PromotionRun": Outcome.NO_PRE_OFFER}),
+    "Mutation.promotionReward": Owned(Refers.IDS, {"PromotionRun": Outcome.NOT_STARTED}),
+    "Mutation.promotionRewardAccept": Owned(Refers.IDS, {"PromotionRun": Outcome.NOT_STARTED}),
 }
 """How each root field a user may call (ANYONE, SIGNED_IN, USER, and every Subscription
 field) refers to objects one user owns, and what another user gets for the victim's real

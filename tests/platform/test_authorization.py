@@ -48,6 +48,7 @@ REFUSED: dict[Access, dict[str, str]] = {
     Access.USER: {"anonymous": "UNAUTHENTICATED", "service": "FORBIDDEN"},
     Access.ADMIN: {"anonymous": "UNAUTHENTICATED", "user": "FORBIDDEN", "service": "FORBIDDEN"},
     Access.SERVICE: {"anonymous": "UNAUTHENTICATED", "user": "FORBIDDEN", "admin": "FORBIDDEN"},
+    Access.ADMIN_OR_SERVICE: {"anonymous": "UNAUTHENTICATED", "user": "FORBIDDEN"},
 }
 AUTH_CODES = {"UNAUTHENTICATED", "FORBIDDEN"}
 SCALAR_SAMPLES: dict[str, Any] = {

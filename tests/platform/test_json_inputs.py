@@ -23,9 +23,14 @@ from schema.schema import build_schema
 from tests.conftest import test_settings as make_settings
 from tests.factories.goals import create_template
 from tests.factories.identity import access_token, create_user, service_token
+from tests.factories.promotions import create_promotion
 from tests.goals.test_templates_admin import CREATE, UPDATE, template_input
 from tests.helpers import gql, row_counts
 from tests.orders.test_order_record import ORDER_RECORD, order_input
+from tests.promotions.test_admin import CREATE as PROMOTION_CREATE
+from tests.promotions.test_admin import UPDATE as PROMOTION_UPDATE
+from tests.promotions.test_admin import gid as promotion_gid
+from tests.promotions.test_admin import promotion_input
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,17 @@ async def _template_update(runtime: Runtime, name: str, value: Any) -> Call:
     return Call(UPDATE, "goalTemplateUpdate", data, await _admin(runtime))
 
 
+async def _promotion_create(runtime: Runtime, name: str, value: Any) -> Call:
+    data = promotion_input(**{name: value})
+    return Call(PROMOTION_CREATE, "promotionCreate", data, await _admin(runtime))
+
+
+async def _promotion_update(runtime: Runtime, name: str, value: Any) -> Call:
+    promotion = await create_promotion(runtime)
+    data = {"id": promotion_gid(promotion.id), name: value}
+    return Call(PROMOTION_UPDATE, "promotionUpdate", data, await _admin(runtime))
+
+
 GOAL_CODES = {code.value for code in GoalErrorCode}
 TEMPLATE_FIELDS = ("title", "description", "details", "buttonText", "conditions", "bonus")
 CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
@@ -81,6 +97,8 @@ CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
         ("GoalTemplateUpdateInput", name): (_template_update, GOAL_CODES)
         for name in TEMPLATE_FIELDS
     },
+    ("PromotionCreateInput", "conditions"): (_promotion_create, {"INVALID_CONDITIONS"}),
+    ("PromotionUpdateInput", "conditions"): (_promotion_update, {"INVALID_CONDITIONS"}),
 }
 
 

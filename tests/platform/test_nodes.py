@@ -47,6 +47,7 @@ from tests.conftest import make_client
 from tests.conftest import test_settings as make_settings
 from tests.factories.goals import assign, create_template
 from tests.factories.identity import access_token, create_user, service_token
+from tests.factories.promotions import create_promotion
 from tests.helpers import gql
 
 
@@ -233,6 +234,10 @@ async def _audit_entry(runtime: Runtime, owner: User) -> str:
     return str(entry.id)
 
 
+async def _promotion(runtime: Runtime, owner: User) -> str:
+    return str((await create_promotion(runtime)).id)
+
+
 @dataclass(frozen=True)
 class NodeCase:
     factory: Factory
@@ -255,6 +260,7 @@ NODE_TYPES: dict[str, NodeCase] = {
     "JobFailure": NodeCase(_job_failure, Seen.ADMIN),
     "JobPing": NodeCase(_job_ping, Seen.ADMIN),
     "AuditLogEntry": NodeCase(_audit_entry, Seen.ADMIN),
+    "Promotion": NodeCase(_promotion, Seen.ADMIN),
 }
 
 NODE = "query Node($id: ID!) { node(id: $id) { __typename id } }"

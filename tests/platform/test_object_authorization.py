@@ -66,6 +66,8 @@ from tests.factories.goals import create_template, finish, record_and_process
 from tests.factories.identity import access_token, create_user, service_token
 from tests.factories.orders import order
 from tests.factories.promocodes import create_plan, create_promocode, grant_promocode
+from tests.factories.promotions import completed as completed_promotion
+from tests.factories.promotions import run_of
 from tests.helpers import error_codes, gql
 from tests.platform.access import ACCESS, OWNED, Access, Outcome, Refers
 from tests.platform.test_authorization import _sample, _schema
@@ -107,6 +109,9 @@ class Victim:
     purchase: uuid.UUID
     attempt: uuid.UUID
     audit_entry: uuid.UUID
+    promotion: uuid.UUID  # a promotion the victim completed (shared; the run is theirs)
+    promotion_key: str
+    promotion_run: uuid.UUID
 
     @property
     def email(self) -> str:
@@ -154,6 +159,7 @@ class Victim:
             "AuditLogEntry": ids("AuditLogEntry", (self.audit_entry,)),
             "order": {self.order_id},
             "refresh token": {self.refresh_token},
+            "PromotionRun": {str(self.promotion_run), self.promotion_key},
         }
 
     def all_markers(self) -> set[str]:
@@ -217,6 +223,7 @@ async def create_victim(runtime: Runtime) -> Victim:
             rejection=PromocodeRejected(RejectionReason.NOT_FOUND),
         )
 
+    promotion = await completed_promotion(runtime, user.id)
     victim = Victim(
         user=user,
         token=await access_token(runtime, user),
@@ -239,6 +246,9 @@ async def create_victim(runtime: Runtime) -> Victim:
         audit_entry=(
             await _ids(runtime, AuditLog.id, AuditLog.target == f"purchase:{purchase.id}")
         )[0],
+        promotion=promotion.id,
+        promotion_key=promotion.key,
+        promotion_run=(await run_of(runtime, user.id, promotion)).id,
     )
     assert len(victim.notifications) == 3  # ASSIGNED twice, ACHIEVEMENT once
     assert victim.log_entries and victim.wallet_entries
@@ -289,6 +299,7 @@ query Viewer {
     }
     promocodes { code description }
     purchases { edges { node { id status promocode buyer { id email } plan { id } } } }
+    promotion { status progress { current total } promotion { key } rides { orderId } }
   }
 }
 fragment Goal on UserGoal { id goalId status progress { current total } }
@@ -305,8 +316,9 @@ VIEWER_PARTS = {
     "Purchase": "purchases",
     "personal grant": "promocodes",
     "group grant": "promocodes",
+    "PromotionRun": "promotion",
 }
-LAUNCH = "query Launch { launch { personalGoals { hasUnseenAchievements } } }"
+LAUNCH = "query Launch { launch { personalGoals { hasUnseenAchievements } promotionBadge } }"
 REGISTER = """
 mutation Register($input: RegisterInput!) {
   register(input: $input) { user { id email } tokens { accessToken refreshToken } errors { code } }
@@ -402,11 +414,17 @@ def _viewer_case(obj: str) -> Case:
 
 async def _launch_control(world: World) -> None:
     body = await world.call(LAUNCH, {}, world.victim.token)
-    assert _payload(body, "launch") == {"personalGoals": {"hasUnseenAchievements": True}}
+    assert _payload(body, "launch") == {
+        "personalGoals": {"hasUnseenAchievements": True},
+        "promotionBadge": "REWARD_READY",
+    }
 
 
 def _launch_expect(world: World, body: dict[str, Any]) -> None:
-    assert _payload(body, "launch") == {"personalGoals": {"hasUnseenAchievements": False}}
+    assert _payload(body, "launch") == {
+        "personalGoals": {"hasUnseenAchievements": False},
+        "promotionBadge": None,
+    }
 
 
 # identity
@@ -498,10 +516,47 @@ def _purchase_case(obj: str) -> Case:
     )
 
 
+# promotions
+
+PROMOTION_START = """
+mutation Start($id: ID!) {
+  promotionStart(input: {promotionId: $id}) { promotion { status } errors { code field } }
+}"""
+PROMOTION_REWARD = """
+mutation Reward($id: ID!) {
+  promotionReward(input: {promotionId: $id}) {
+    reward { productId amount { amountMinor currency } } errors { code field }
+  }
+}"""
+PROMOTION_ACCEPT = """
+mutation Accept($id: ID!) {
+  promotionRewardAccept(input: {promotionId: $id}) { application { id } errors { code field } }
+}"""
+
+
+async def _promotion_reward_control(world: World) -> None:
+    variables = {"id": gid("Promotion", world.victim.promotion)}
+    body = await world.call(PROMOTION_REWARD, variables, world.victim.token)
+    payload = _payload(body, "promotionReward")
+    assert payload["errors"] == [] and payload["reward"]["productId"] == 80, body
+
+
+def _promotion_case(document: str) -> Case:
+    return Case(
+        document, lambda v: {"id": gid("Promotion", v.promotion)}, _promotion_reward_control
+    )
+
+
 CASES: dict[tuple[str, str], Case] = {
     **{("Query.node", t): _node_case(t) for t in OWNED["Query.node"].tries},
     **{("Query.viewer", o): _viewer_case(o) for o in OWNED["Query.viewer"].tries},
-    ("Query.launch", "Achievement"): Case(LAUNCH, lambda v: {}, _launch_control, _launch_expect),
+    **{
+        ("Query.launch", o): Case(LAUNCH, lambda v: {}, _launch_control, _launch_expect)
+        for o in OWNED["Query.launch"].tries
+    },
+    ("Mutation.promotionStart", "PromotionRun"): _promotion_case(PROMOTION_START),
+    ("Mutation.promotionReward", "PromotionRun"): _promotion_case(PROMOTION_REWARD),
+    ("Mutation.promotionRewardAccept", "PromotionRun"): _promotion_case(PROMOTION_ACCEPT),
     ("Mutation.register", "email"): Case(
         REGISTER,
         lambda v: {"input": {"email": v.email.upper(), "password": "an-attackers-passphrase"}},
@@ -679,7 +734,14 @@ VICTIM_LEAVES: dict[str, Callable[[Victim], str]] = {
     "Query.promocode.id": lambda v: gid("Promocode", v.personal_code.id),
 }
 # Id-typed arguments of ADMIN and SERVICE fields that name nothing a user owns.
-NOT_USER_OWNED = {"planId", "planIds", "Query.jobPing.id", "Mutation.jobRetry.input.id"}
+NOT_USER_OWNED = {
+    "planId",
+    "planIds",
+    "promotionId",  # promotions are shared; a user's run is named by (user, promotion)
+    "Query.jobPing.id",
+    "Mutation.jobRetry.input.id",
+    "Mutation.promotionUpdate.input.id",
+}
 
 
 def _victim_leaf(name: str, path: str) -> Callable[[Victim], str] | None:

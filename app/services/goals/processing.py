@@ -55,7 +55,7 @@ from app.services.goals.lifecycle import activate_next, mark_missed
 from app.services.goals.locking import lock_user, lock_users
 from app.services.goals.matching import match_order
 from app.services.goals.metrics import GOAL_ORDERS_PROCESSED, GOAL_PROCESSING_LAG, GOALS_COMPLETED
-from app.services.orders import queue
+from app.services.orders import consumers, queue
 from app.services.orders.facts import REVERSING, OrderFacts, OrderKind, OrderStatus
 from app.services.wallet import cashback
 from app.uow import on_commit
@@ -254,6 +254,7 @@ async def process_pending(
     await queue.claim(session, locked)
     rows = await _LOAD_PENDING[queue.dialect(session)].rows(session, user_ids=locked)
     results = await _process(session, rows, now)
+    await consumers.offer(session, rows, now=now)
     await queue.mark_processed(session, [(row.order_id, row.pending_at) for row in rows])
     return results
 
@@ -268,6 +269,7 @@ async def process_order(
     if row is None:
         return ProcessResult(None)
     [result] = await _process(session, [row], now)
+    await consumers.offer(session, [row], now=now)
     if row.pending_at is not None:
         await queue.mark_processed(session, [(row.order_id, row.pending_at)])
     return result
