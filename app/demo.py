@@ -11,6 +11,7 @@ from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory
 from app.demo_goals import load_demo_goals, order_record_example
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
+from app.demo_promotions import PROMOTION_TRY, load_demo_promotions
 from app.models.base import utcnow
 from app.models.identity import Role, ServiceToken, User
 from app.services.identity import groups as group_service
@@ -61,6 +62,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                 service_secret = await _service_token(session)
                 await load_demo_promocodes(session, group)
                 await load_demo_goals(session, admin, users, utcnow())
+                await load_demo_promotions(session, admin, users[2])
             assert admin is not None and user is not None
             admin_tokens = await session_service.issue_tokens(
                 session, admin, uuid.uuid4(), codec, settings
@@ -82,6 +84,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
         + order_record_example(user, utcnow())
     )
     print("\nPromocodes to try (plans: monthly, yearly): " + ", ".join(c[0] for c in DEMO_CODES))
+    print(PROMOTION_TRY)
     print(
         "\nPaste one into GraphiQL's Headers tab as "
         '{"Authorization": "Bearer <token>"} and run: query { viewer { user { email roles } } }'

@@ -67,6 +67,9 @@ def _first_run(base_url: str) -> None:
     assert viewer["data"]["viewer"]["user"] == {"email": "newcomer@example.com", "roles": ["USER"]}
 
 
+DEMO_PROMOTION = "query { viewer { promotion { eligible canStart promotion { key } } } }"
+
+
 def test_embedded_first_run(tmp_path: Path, live_server_factory: LiveServerFactory) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'engage.db'}"}
     _engage(tmp_path, env, "migrate")
@@ -78,6 +81,14 @@ def test_embedded_first_run(tmp_path: Path, live_server_factory: LiveServerFacto
     admin_token = demo.split("ADMIN access token")[1].split("Bearer ")[1].split()[0]
     admin = _post(base_url, VIEWER, token=admin_token)
     assert admin["data"]["viewer"]["user"]["roles"] == ["USER", "ADMIN"]
+    assert "newcomer-mx" in demo  # the promotion path the demo prints works for vera
+    vera = _post(
+        base_url,
+        LOGIN,
+        {"input": {"login": "vera@example.com", "password": "engage-demo-password"}},
+    )["data"]["login"]["tokens"]["accessToken"]
+    promotion = _post(base_url, DEMO_PROMOTION, token=vera)["data"]["viewer"]["promotion"]
+    assert promotion == {"eligible": True, "canStart": True, "promotion": {"key": "newcomer-mx"}}
     ready = httpx.get(f"{base_url}/readyz", timeout=5)
     assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
     metrics = httpx.get(f"{base_url}/metrics", timeout=5).text
