@@ -61,9 +61,14 @@ BENCH_GOALS_INGEST_REDIS_URL (redis://127.0.0.1:6379/10, flushed before every ru
 BENCH_GOALS_INGEST_BATCH (1: each request is one `orderRecord`; N > 1: each request is an
 `orderRecordBatch` of N orders, sent when its last order is due, so the wait to fill a batch
 counts in the lag; runs are rounded down to whole batches),
-BENCH_GOALS_INGEST_WORKER_TIMEOUT_MS (unset: Dramatiq's default; else the worker's
-`dramatiq_worker_timeout`, the cap of the Redis consumer's idle poll backoff). The
-bench creates and drops its own database, engage_bench_<hex>.
+BENCH_GOALS_INGEST_WORKER_TIMEOUT_MS (unset: the app's WORKER_POLL_TIMEOUT_MS, 100; else that
+setting for the worker: the cap of the Redis consumer's idle poll backoff),
+BENCH_GOALS_INGEST_PROMOTIONS (unset; `compare`: every user also has a STARTED promotion whose
+target is never reached, so each order is a counted ride as well; the runs are then the
+warm-up and closed-loop runs alternating goals alone (the runs set EXPIRED: the promotions
+consumer finds none, one statement) and both consumers, twice each, and the report gives the
+ratio of orders/s with both to goals alone). The bench creates and drops its own database,
+engage_bench_<hex>.
 """
 
 from __future__ import annotations
@@ -131,6 +136,8 @@ PYSPY_DIR = os.environ.get("BENCH_GOALS_INGEST_PYSPY", "")
 IN_FLIGHT = int(os.environ.get("BENCH_GOALS_INGEST_IN_FLIGHT", "32"))  # paced runs
 API_POOL = os.environ.get("BENCH_GOALS_INGEST_API_POOL", "")  # DATABASE_POOL_SIZE of the API
 WORKER_TIMEOUT_MS = os.environ.get("BENCH_GOALS_INGEST_WORKER_TIMEOUT_MS", "")
+PROMOTIONS = os.environ.get("BENCH_GOALS_INGEST_PROMOTIONS", "") == "compare"
+PROMOTION_TARGET = 1000  # never reached: every order is a counted ride
 # Orders per request: 1 sends `orderRecord`, more sends `orderRecordBatch` of that many.
 BATCH = int(os.environ.get("BENCH_GOALS_INGEST_BATCH", "1"))
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -226,12 +233,53 @@ async def seed(settings: Settings, users: int) -> Fixture:
                         )
 
         await asyncio.gather(*(assign(user_id) for user_id in user_ids))
+        if PROMOTIONS:
+            await seed_promotions(factory, user_ids)
     finally:
         await engine.dispose()
     return Fixture(user_ids, secret)
 
 
+async def seed_promotions(factory: Any, user_ids: list[uuid.UUID]) -> None:
+    """A promotion in RUB (the orders' currency), a pre-offer and a STARTED run per user."""
+    from app.services.promotions import catalog, runs
+    from app.services.promotions.pre_offers import PreOfferRow, import_pre_offers
+
+    async with factory() as session, session.begin():
+        await catalog.create_promotion(
+            session,
+            catalog.PromotionInput(
+                key="bench-newcomer",
+                title="Bench challenge",
+                target_rides=PROMOTION_TARGET,
+                min_ride_amount_minor=1,
+                currency="RUB",
+                reward_product_id=80,
+                reward_amount_minor=100_000,
+                reward_repayment_rate="15",
+                challenge_days=30,
+            ),
+            actor="bench",
+        )
+        await catalog.set_region(session, "RU", True, actor="bench")
+        for start in range(0, len(user_ids), 1000):
+            rows = [PreOfferRow(str(u), "bench-newcomer", "RU") for u in user_ids[start:][:1000]]
+            await import_pre_offers(session, rows, actor="bench")
+        promotion = (await catalog.promotions_by_keys(session, ["bench-newcomer"]))[
+            "bench-newcomer"
+        ]
+    now = utcnow() - timedelta(days=1)  # the orders' completedAt are later: inside the window
+    gate = asyncio.Semaphore(8)
+
+    async def start(user_id: uuid.UUID) -> None:
+        async with gate, factory() as session, session.begin():
+            await runs.start(session, user_id, promotion.id, now=now)
+
+    await asyncio.gather(*(start(user_id) for user_id in user_ids))
+
+
 SNAPSHOT = "bench_seeded_user_goals"
+PROMOTION_SNAPSHOT = "bench_seeded_promotion_users"
 GOAL_TABLES = (
     "goal_progress, goal_notifications, wallet_entries, cashback_grants, goal_orders,"
     " outbox_messages, processed_messages, job_failures, user_goals"
@@ -246,12 +294,21 @@ async def snapshot(db: asyncpg.Connection, users: int) -> None:
     if (active, waiting) != (users, 2 * users):
         raise AssertionError(f"seed: {active} ACTIVE, {waiting} NEXT for {users} users")
     await db.execute(f"CREATE TABLE {SNAPSHOT} AS SELECT * FROM user_goals")
+    if PROMOTIONS:
+        await db.execute(f"CREATE TABLE {PROMOTION_SNAPSHOT} AS SELECT * FROM promotion_users")
 
 
-async def reset(db: asyncpg.Connection, redis: Redis) -> None:
-    """Back to the seeded goals: nothing recorded, processed or granted."""
+async def reset(db: asyncpg.Connection, redis: Redis, promotions: bool = True) -> None:
+    """Back to the seeded goals (and runs: STARTED, or all EXPIRED for goals alone)."""
     await db.execute(f"TRUNCATE {GOAL_TABLES}")
     await db.execute(f"INSERT INTO user_goals SELECT * FROM {SNAPSHOT}")
+    if PROMOTIONS:
+        await db.execute("TRUNCATE promotion_rides")
+        await db.execute("DELETE FROM promotion_users")
+        await db.execute(f"INSERT INTO promotion_users SELECT * FROM {PROMOTION_SNAPSHOT}")
+        if not promotions:
+            await db.execute("UPDATE promotion_users SET status = 'EXPIRED'")
+        await db.execute("VACUUM ANALYZE promotion_users, promotion_rides")
     await db.execute("VACUUM ANALYZE user_goals, goal_orders, goal_progress, wallet_entries")
     await db.execute("CHECKPOINT")
     redis.flushdb()
@@ -559,11 +616,11 @@ class Bench:
             command, self.workdir, label, {**os.environ, "PYTHONPATH": _pythonpath()}
         )
 
-    async def run(self, label: str, orders: int, rate: float) -> Run:
+    async def run(self, label: str, orders: int, rate: float, promotions: bool = True) -> Run:
         users = orders // ORDERS_PER_USER
         if users > len(self.fixture.user_ids) or users * ORDERS_PER_USER != orders:
             raise ValueError(f"{orders} orders need {users} seeded users, 10 orders each")
-        await reset(self.db, self.redis)
+        await reset(self.db, self.redis, promotions)
         run = Run(label, rate, orders, users)
         run.busy_before = await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION)
         guards = {API: self.api.guard.pid, WORKER: self.worker.guard.pid}
@@ -602,10 +659,25 @@ class Bench:
         run.bonus_rate = orders / (last_bonus - first)
         run.lag_p50_ms, run.lag_p99_ms, run.lag_max_ms = 1000 * p50, 1000 * p99, 1000 * worst
         run.bonuses, run.uncounted = await self.verify(label, orders)
+        if PROMOTIONS:
+            await self.verify_promotions(label, orders if promotions else 0)
         run.jobs = await self.db.fetchval(
             "SELECT count(*) FROM outbox_messages WHERE actor = 'goals.process_orders'"
         )
         return run
+
+    async def verify_promotions(self, label: str, rides: int) -> None:
+        """Every order a counted ride exactly once (or none, goals alone), progress = rides."""
+        counted, distinct, progress = await self.db.fetchrow(
+            "SELECT (SELECT count(*) FROM promotion_rides WHERE counted),"
+            " (SELECT count(DISTINCT order_id) FROM promotion_rides),"
+            " (SELECT coalesce(sum(progress), 0) FROM promotion_users)"
+        )
+        if (counted, distinct, progress) != (rides, rides, rides):
+            raise AssertionError(
+                f"{label}: {counted} counted rides, {distinct} orders, progress {progress};"
+                f" expected {rides} each"
+            )
 
     async def wait_done(self, orders: int, bonuses: int, driver: Child, limit: float) -> None:
         deadline = time.monotonic() + limit
@@ -754,8 +826,8 @@ def _env(dsn: str) -> dict[str, str]:
         "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "5",
         "PYTHONPATH": _pythonpath(),
     }
-    if WORKER_TIMEOUT_MS:  # Dramatiq's idle poll backoff (its default: up to 1000 ms)
-        env["dramatiq_worker_timeout"] = WORKER_TIMEOUT_MS
+    if WORKER_TIMEOUT_MS:  # the idle poll backoff's cap (jobs.worker.PollTimeout)
+        env["WORKER_POLL_TIMEOUT_MS"] = WORKER_TIMEOUT_MS
     for name in (
         "JOBS_IN_PROCESS",
         "SCHEDULER_IN_PROCESS",
@@ -906,12 +978,40 @@ async def amain() -> dict[str, float]:
             runs.append(await bench.run(label, orders, rate))
             print(format_run(runs[-1]), f"jobs {runs[-1].jobs}", flush=True)
 
+        if PROMOTIONS:
+            return await compare_consumers(bench, runs)
         await run("warm-up", WARMUP_ORDERS, WARMUP_RATE)
         for rate in RATES:
             orders = int(rate * SECONDS) // ORDERS_PER_USER * ORDERS_PER_USER
             await run(f"paced-{rate:.0f}", orders, rate)
         await run("max", MAX_ORDERS // ORDERS_PER_USER * ORDERS_PER_USER, 0.0)
         return report(runs)
+
+
+async def compare_consumers(bench: Bench, runs: list[Run]) -> dict[str, float]:
+    """Closed-loop runs alternating goals alone and goals + promotions; the ratio."""
+    orders = MAX_ORDERS // ORDERS_PER_USER * ORDERS_PER_USER
+    runs.append(await bench.run("warm-up", WARMUP_ORDERS, WARMUP_RATE))
+    print(format_run(runs[-1]), flush=True)
+    by_mode: dict[bool, list[Run]] = {False: [], True: []}
+    for both in (False, True, False, True):
+        label = "max-both" if both else "max-goals"
+        result = await bench.run(label, orders, 0.0, promotions=both)
+        runs.append(result)
+        by_mode[both].append(result)
+        print(format_run(result), f"jobs {result.jobs}", flush=True)
+    alone = statistics.median(r.ledger_rate for r in by_mode[False])
+    both_rate = statistics.median(r.ledger_rate for r in by_mode[True])
+    ratio = both_rate / alone
+    worker_alone = statistics.median(r.cpu_ms(WORKER) for r in by_mode[False])
+    worker_both = statistics.median(r.cpu_ms(WORKER) for r in by_mode[True])
+    print(
+        f"\norders/s to the last ledger row: goals alone {alone:.0f}, goals + promotions"
+        f" {both_rate:.0f}: ratio {ratio:.2f} (target >= 0.80:"
+        f" {'met' if ratio >= 0.8 else 'MISSED'}); worker CPU {worker_alone:.2f} ->"
+        f" {worker_both:.2f} ms/order"
+    )
+    return {"ratio": ratio, "goals_alone": alone, "both": both_rate}
 
 
 def main() -> None:
