@@ -14,9 +14,9 @@ from app.models.promocodes import (
     PromocodeKind,
     PromocodeUse,
     PurchaseStatus,
+    Rejection,
     UseStatus,
 )
-from app.models.promocodes import Rejection
 from app.runtime import Runtime
 from app.services.promocodes import eligibility
 from tests.factories.identity import create_user
