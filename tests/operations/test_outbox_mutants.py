@@ -427,3 +427,24 @@ async def test_an_actor_declared_without_a_queue_is_queued_on_default(runtime: R
         await session.commit()
     [envelope] = outbox.take_committed(session)
     assert (envelope.queue, envelope.kwargs, envelope.request_id) == ("default", {}, None)
+
+
+async def test_jobs_enqueued_in_a_rolled_back_savepoint_are_dropped_and_only_those(
+    runtime: Runtime,
+) -> None:
+    async with runtime.session_factory() as session:
+        kept = outbox.enqueue(session, ACTOR, n="outer")
+        savepoint = await session.begin_nested()
+        dropped = outbox.enqueue(session, ACTOR, n="inner")
+        inner = await session.begin_nested()  # a savepoint inside the one rolled back
+        dropped_too = outbox.enqueue(session, ACTOR, n="innermost")
+        await inner.commit()
+        await savepoint.rollback()
+        survivor = await session.begin_nested()
+        kept_too = outbox.enqueue(session, ACTOR, n="after")
+        await survivor.commit()
+        await session.commit()
+    published = [envelope.id for envelope in outbox.take_committed(session)]
+    assert published == [kept, kept_too]
+    assert set(await _state(runtime)) == {kept, kept_too}
+    assert dropped not in published and dropped_too not in published
