@@ -7,14 +7,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
+from prometheus_client import REGISTRY
 from strawberry.relay import to_base64
 
+from app.models.base import utcnow
 from app.models.identity import User
 from app.runtime import Runtime
+from app.services.goals.processing import process_pending
 from app.services.identity import users as user_service
-from app.services.promotions import expiry
+from app.services.promotions import expiry, rewards, runs
+from app.uow import unit_of_work
 from tests.factories import promotions as f
 from tests.factories.identity import access_token, create_user
+from tests.factories.orders import order, record
 from tests.helpers import gql
 from tests.promotions.test_admin import admin_token
 
@@ -135,3 +141,36 @@ async def test_deleting_the_account_ends_the_run_in_play(runtime: Runtime) -> No
             await user_service.delete_account(session, found)
     assert (await f.run_of(runtime, running.id, started)).status == "EXPIRED"
     assert (await f.run_of(runtime, done.id, completed)).status == "REWARD_EXPIRED"
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_funnel_metrics_count_after_commit(runtime: Runtime) -> None:
+    names = (
+        "engage_promotions_started_total",
+        "engage_promotions_completed_total",
+        "engage_promotions_rewarded_total",
+        "engage_promotion_claim_lag_seconds_count",
+    )
+    user = await create_user(runtime)
+    promotion = await f.create_promotion(runtime, target_rides=1)
+    await f.set_region(runtime)
+    await f.pre_offer(runtime, user.id, promotion)
+    ride = order(user.id, price_minor=20_000, currency="MXN", completed_at=utcnow())
+    await record(runtime, ride)
+    before = {name: _sample(name) for name in names}
+    now = utcnow()
+    async with unit_of_work(runtime.session_factory) as session:  # runs the after-commit hooks
+        await runs.start(session, user.id, promotion.id, now=now - timedelta(seconds=1))
+    async with unit_of_work(runtime.session_factory) as session:
+        await process_pending(session, [user.id], now=now)
+    for _ in range(2):  # a retry counts nothing
+        async with unit_of_work(runtime.session_factory) as session:
+            await rewards.accept(session, user.id, promotion.id, now=utcnow())
+    with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012 - the block is the unit
+        async with unit_of_work(runtime.session_factory) as session:
+            await rewards.accept(session, user.id, promotion.id, now=utcnow())
+            raise RuntimeError("rolled back")
+    assert {name: _sample(name) - before[name] for name in names} == dict.fromkeys(names, 1.0)
