@@ -10,13 +10,17 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from app.events import take_committed_events
 from app.models.base import utcnow
+from app.models.wallet import WalletEntry
 from app.runtime import Runtime
 from app.services.goals.conditions import ProgressReason
 from app.services.goals.events import user_channel
 from app.services.goals.processing import ProcessResult, process_pending
 from app.services.orders.facts import OrderStatus
+from app.services.wallet import cashback
 from app.uow import _HOOKS
 from tests.factories.goals import assign, create_template, goal, record_and_process
 from tests.factories.identity import create_user
@@ -108,3 +112,65 @@ async def test_an_order_completing_after_the_users_last_goal_closed_has_no_goal(
 
     assert results == [ProcessResult(ProgressReason.NO_ACTIVE_GOAL, None)]
     assert events == []
+
+
+async def test_a_count_a_reversal_and_a_count_in_one_batch_write_each_count_once(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    start = utcnow() - timedelta(hours=1)
+    template = await create_template(runtime, conditions={"target": 5, "periodDays": 5})
+    user_goal = await assign(runtime, user.id, template.id, now=start - timedelta(hours=1))
+    counted = order(user.id, completed_at=start)
+    await record_and_process(runtime, counted)
+    await record(runtime, order(user.id, completed_at=start - timedelta(minutes=1)))
+    await record(runtime, replace(counted, status=OrderStatus.REFUNDED))  # flushes mid-batch
+    await record(runtime, order(user.id, completed_at=start + timedelta(minutes=1)))
+
+    results, events = await _process_batch(runtime, user.id)
+
+    assert [r.reason for r in results] == [ProgressReason.COUNTED] * 3
+    assert [r.reversed for r in results] == [False, True, False]
+    assert (await goal(runtime, user_goal.id)).progress == 2  # 1 + 1 - 1 + 1
+    assert [(e["kind"], e["current"]) for _, e in events] == [
+        ("PROGRESS", 2),
+        ("REVERSED", 1),
+        ("PROGRESS", 2),
+    ]
+
+
+async def test_a_batch_matches_the_payment_method_and_credits_cashback_at_the_jobs_time(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    start = utcnow() - timedelta(hours=1)
+    wallet_only = {"target": 5, "periodDays": 5, "paymentMethods": ["wallet"]}
+    template = await create_template(runtime, conditions=wallet_only)
+    user_goal = await assign(runtime, user.id, template.id, now=start - timedelta(hours=1))
+    async with runtime.session_factory() as session, session.begin():
+        await cashback.start_grant(
+            session,
+            user_id=user.id,
+            user_goal_id=user_goal.id,
+            percent=10,
+            starts_at=start - timedelta(hours=1),
+            ends_at=start + timedelta(days=1),
+        )
+    by_wallet = order(user.id, payment_method="wallet", price_minor=10_000, completed_at=start)
+    by_card = order(user.id, payment_method="card", completed_at=start + timedelta(minutes=1))
+    for ride in (by_wallet, by_card):
+        await record(runtime, ride)
+    now = utcnow()
+    async with runtime.session_factory() as session, session.begin():
+        results = await process_pending(session, [user.id], now=now)
+    assert [r.reason for r in results] == [
+        ProgressReason.COUNTED,
+        ProgressReason.PAYMENT_METHOD,
+    ]
+    async with runtime.session_factory() as session:
+        [credit] = (await session.scalars(select(WalletEntry))).all()
+    assert (credit.order_id, credit.amount_minor, credit.created_at) == (
+        by_wallet.order_id,
+        1_000,
+        now,
+    )

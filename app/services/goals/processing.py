@@ -213,13 +213,13 @@ class _Job:
     goals: dict[uuid.UUID, _Goal] = field(default_factory=dict)  # goals with unwritten counts
     observed: list[tuple[str, float | None]] = field(default_factory=list)
 
-    async def flush(self) -> dict[uuid.UUID, str]:
-        """Write the ledger rows and progress counts decided so far; the goals' new status."""
+    async def flush(self) -> None:
+        """Write the ledger rows and progress counts decided so far, and their events."""
         await _LEDGER.execute_many(self.session, self.entries)
         self.entries = []
         goals, self.goals = [g for g in self.goals.values() if g.unwritten], {}
         if not goals:
-            return {}
+            return
         params = [
             {
                 "b_goal_id": goal.id,
@@ -233,15 +233,12 @@ class _Job:
         if len(written) != len(goals):
             # Only another writer of these goals without the user's lock could cause it.
             raise RuntimeError("a goal changed under the user's lock; retrying the job")
-        statuses = {}
         for goal in goals:
             goal.unwritten = 0
             row = written[goal.id]
-            statuses[goal.id] = row.status
             done = row.status == UserGoalStatus.DONE.value
             kind = GoalEventKind.DONE if done else GoalEventKind.PROGRESS
             _event(self.session, goal, kind, row.progress, row.status, self.now)
-        return statuses
 
 
 async def process_pending(
@@ -416,10 +413,9 @@ async def _count(
     job.goals[goal.id] = goal
     if goal.progress < goal.target:
         return ProcessResult(reason, goal.id), goal
-    statuses = await job.flush()
-    closed = statuses.get(goal.id) == UserGoalStatus.DONE.value
-    if not closed:
-        return ProcessResult(reason, goal.id), goal
+    # The UPDATE that writes progress up to the target makes the goal DONE (`_ADVANCE`), and
+    # `flush` fails the job if any goal it writes was not as this job read it.
+    await job.flush()
     following = await _close(job, row, goal)
     return ProcessResult(reason, goal.id, closed=True), following
 
