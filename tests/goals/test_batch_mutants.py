@@ -174,3 +174,18 @@ async def test_a_batch_matches_the_payment_method_and_credits_cashback_at_the_jo
         1_000,
         now,
     )
+
+
+async def test_an_order_at_the_deadline_processed_at_that_instant_counts_for_the_next_goal(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    short = await create_template(runtime, conditions={"target": 3, "periodDays": 1})
+    following = await create_template(runtime, conditions={"target": 3, "periodDays": 2})
+    first = await assign(runtime, user.id, short.id, ends_at=utcnow() + timedelta(minutes=2))
+    second = await assign(runtime, user.id, following.id)
+    deadline = (await goal(runtime, first.id)).expires_at
+    assert deadline is not None
+    at_deadline = order(user.id, completed_at=deadline)
+    result = await record_and_process(runtime, at_deadline, now=deadline)
+    assert (result.user_goal_id, result.reason) == (second.id, ProgressReason.COUNTED)

@@ -16,7 +16,7 @@ from app.models.promotions import PromotionRide
 from app.runtime import Runtime
 from app.services.orders.facts import OrderStatus
 from tests.factories import promotions as f
-from tests.factories.goals import assign, create_template, goal, process_users
+from tests.factories.goals import assign, create_template, goal, process, process_users
 from tests.factories.identity import create_user
 from tests.factories.orders import order, record, record_batch
 from tests.goals.test_statement_count import counting_statements
@@ -198,3 +198,27 @@ async def test_a_job_with_promotions_costs_the_same_statements_for_1_or_40_order
         with counting_statements(runtime.engine) as statements:
             await process_users(runtime, [u.id for u in users])
         assert len(statements) == JOB_STATEMENTS_WITH_PROMOTIONS, statements
+
+
+async def test_the_single_order_job_offers_its_order_to_promotions_too(runtime: Runtime) -> None:
+    """`goals.process_order` (messages from before orders became a queue) counts rides too."""
+    user = await create_user(runtime)
+    promotion = await f.started(runtime, user.id)
+    data = order(user.id, price_minor=20_000, currency="MXN")
+    await record(runtime, data)
+    await process(runtime, data.order_id, user.id)
+    await process(runtime, data.order_id, user.id)
+    assert (await _ledger(runtime, user.id))[data.order_id] == ("COUNTED", True, False)
+    run = await f.run_of(runtime, user.id, promotion)
+    assert run.progress == 1
+    ride = await _ride_row(runtime, data.order_id)
+    assert (ride.amount_minor, ride.currency, ride.ride_at) == (20_000, "MXN", data.completed_at)
+
+
+async def _ride_row(runtime: Runtime, order_id: str) -> PromotionRide:
+    async with runtime.session_factory() as session:
+        found = await session.scalar(
+            select(PromotionRide).where(PromotionRide.order_id == order_id)
+        )
+    assert found is not None
+    return found
