@@ -330,6 +330,19 @@ async def _states(runtime: Runtime, user_id: uuid.UUID) -> list[tuple[object, ..
     return [(t.token_hash, t.revoked_at, t.rotated_at, t.revoked_reason) for t in tokens]
 
 
+async def test_a_token_is_spent_before_its_expiry_instant_and_not_at_it(runtime: Runtime) -> None:
+    user = await create_user(runtime, "anna@example.com")
+    issued = await _login(runtime, "anna@example.com")
+    token_hash = digest(issued.refresh_token)
+    async with runtime.session_factory() as session, session.begin():
+        assert await sessions._spend(session, token_hash, issued.refresh_expires_at) is None
+        spent = await sessions._spend(
+            session, token_hash, issued.refresh_expires_at - timedelta(microseconds=1)
+        )
+    [token] = await _tokens_of(runtime, user.id)
+    assert spent == (user.id, token.family_id)
+
+
 async def test_a_token_of_an_account_no_longer_active_is_invalid(runtime: Runtime) -> None:
     user = await create_user(runtime, "anna@example.com")
     issued = await _login(runtime, "anna@example.com")
@@ -448,7 +461,7 @@ async def test_a_revoked_service_token_is_not_found(runtime: Runtime) -> None:
 async def test_a_service_token_name_must_be_1_to_100_characters(
     runtime: Runtime, name: str
 ) -> None:
-    with pytest.raises(ValueError, match="the service token name must be 1 to 100 characters"):
+    with pytest.raises(ValueError, match=r"^the service token name must be 1 to 100 characters$"):
         await _create_service_token(runtime, name, [Role.SERVICE])
     async with runtime.session_factory() as session:
         assert (await session.scalars(select(ServiceToken))).all() == []
@@ -458,7 +471,7 @@ async def test_a_service_token_name_of_100_characters_is_accepted_once(runtime: 
     name = "x" * 100
     token, _ = await _create_service_token(runtime, name, [Role.SERVICE])
     assert token.name == name
-    with pytest.raises(ValueError, match=f"a service token named '{name}' exists already"):
+    with pytest.raises(ValueError, match=f"^a service token named '{name}' exists already$"):
         await _create_service_token(runtime, f" {name} ", [Role.SERVICE])
     async with runtime.session_factory() as session:
         assert len((await session.scalars(select(ServiceToken))).all()) == 1

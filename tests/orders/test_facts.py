@@ -11,6 +11,7 @@ import pytest
 from app.services.errors import DomainError
 from app.services.orders.codes import OrderErrorCode
 from app.services.orders.facts import REVERSING, OrderFacts, OrderKind, OrderStatus
+from app.services.validation import MAX_MINOR
 
 Code = OrderErrorCode
 
@@ -31,24 +32,39 @@ def order(**overrides: Any) -> OrderFacts:
     return OrderFacts(**fields)
 
 
+TIMEZONE = "Use an IANA timezone such as Europe/Moscow."
+PRICE = f"The price is 0-{MAX_MINOR} minor units."
+CURRENCY = "Use a supported ISO 4217 currency such as RUB."
+
+
 @pytest.mark.parametrize(
-    ("overrides", "code", "field"),
+    ("overrides", "code", "field", "message"),
     [
-        ({"city_timezone": "Mars/Olympus"}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"city_timezone": ""}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"city_timezone": "../etc/passwd"}, Code.INVALID_TIMEZONE, "cityTimezone"),
-        ({"completed_at": None}, Code.INVALID_ORDER, "completedAt"),
-        ({"completed_at": datetime(2025, 3, 10, 20)}, Code.INVALID_ORDER, "completedAt"),
-        ({"price_minor": -1}, Code.INVALID_ORDER, "price.amountMinor"),
-        ({"price_minor": True}, Code.INVALID_ORDER, "price.amountMinor"),
-        ({"currency": "rub"}, Code.INVALID_CURRENCY, "price.currency"),
-        ({"currency": 643}, Code.INVALID_CURRENCY, "price.currency"),
+        ({"city_timezone": "Mars/Olympus"}, Code.INVALID_TIMEZONE, "cityTimezone", TIMEZONE),
+        ({"city_timezone": ""}, Code.INVALID_TIMEZONE, "cityTimezone", TIMEZONE),
+        ({"city_timezone": "../etc/passwd"}, Code.INVALID_TIMEZONE, "cityTimezone", TIMEZONE),
+        ({"completed_at": None}, Code.INVALID_ORDER, "completedAt",
+         "A complete order has a completion time."),
+        ({"completed_at": datetime(2025, 3, 10, 20)}, Code.INVALID_ORDER, "completedAt",
+         "Give the time with a timezone offset."),
+        ({"price_minor": -1}, Code.INVALID_ORDER, "price.amountMinor", PRICE),
+        ({"price_minor": MAX_MINOR + 1}, Code.INVALID_ORDER, "price.amountMinor", PRICE),
+        ({"price_minor": True}, Code.INVALID_ORDER, "price.amountMinor", PRICE),
+        ({"currency": "rub"}, Code.INVALID_CURRENCY, "price.currency", CURRENCY),
+        ({"currency": 643}, Code.INVALID_CURRENCY, "price.currency", "Give a string."),
     ],
-)
-def test_bad_order_facts(overrides: dict[str, Any], code: OrderErrorCode, field: str) -> None:
+)  # fmt: skip
+def test_bad_order_facts(
+    overrides: dict[str, Any], code: OrderErrorCode, field: str, message: str
+) -> None:
     with pytest.raises(DomainError) as caught:
         order(**overrides)
-    assert (caught.value.code, caught.value.field) == (code, field)
+    assert (caught.value.code, caught.value.field, caught.value.message) == (code, field, message)
+
+
+@pytest.mark.parametrize("price", [0, MAX_MINOR])
+def test_the_price_bounds_are_accepted(price: int) -> None:
+    assert order(price_minor=price).price_minor == price
 
 
 def test_an_order_in_progress_needs_no_completion_time() -> None:
