@@ -2,15 +2,16 @@
 against one plain SQL statement through asyncpg, in the same run.
 
 - subject: `engage serve` (ENGAGE_ENV=production, LOG_LEVEL=WARNING) pinned to core 0. A
-  driver process pinned to core 1 (asyncio, httpx, CLIENTS keep-alive connections, closed
-  loop) sends each seeded user's `promotionRewardAccept` once, with that user's access token:
-  every request is a first accept doing the six steps (nine statements, pinned by
-  tests/promotions/test_statement_count.py). Each answer must be HTTP 200 with an
-  application and no errors.
+  driver process pinned to core 1 (asyncio + uvloop, raw HTTP/1.1 on CLIENTS keep-alive
+  connections, closed loop) sends each seeded user's `promotionRewardAccept` once, with
+  that user's access token: every request is a first accept doing the six steps (nine
+  statements, pinned by tests/promotions/test_statement_count.py). Each answer must be
+  HTTP 200 with an application and no errors.
 - baseline: a process pinned to core 1, CLIENTS asyncio tasks over an asyncpg pool of CLIENTS
   connections, one statement per user: the guarded `UPDATE promotion_users SET status =
   'REWARDED' … WHERE status = 'COMPLETED' RETURNING id` — the floor for "a user's reward is
-  taken once", without the other five effects, auth or GraphQL.
+  taken once", without the other five effects, auth or GraphQL. Its run is short (USERS
+  statements take a fraction of a second), so its figure is the noisier one.
 
 Seed (SQL, fast): USERS users with a COMPLETED run, its pre-offer and split. Every run resets
 the runs to COMPLETED, deletes what accepting created, CHECKPOINTs and waits for an idle
@@ -142,33 +143,38 @@ async def reset(db: asyncpg.Connection) -> None:
 
 
 async def subject_client(config: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
+    """Raw HTTP/1.1 on keep-alive connections (an httpx client cost as much CPU per request
+    as the server, and shared the client core with nothing else to measure)."""
     variables = {"id": to_base64("Promotion", config["promotion_id"])}
     body = json.dumps({"query": ACCEPT, "variables": variables}).encode()
-    tokens: list[str] = list(config["tokens"])
+    host, port = config["host"], config["port"]
+    requests = [
+        (
+            f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for token in config["tokens"]
+    ]
     failures: list[str] = []
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=config["url"], limits=limits, timeout=30) as client:
 
-        async def worker() -> None:
-            while tokens:
-                token = tokens.pop()
-                response = await client.post(
-                    "/graphql",
-                    content=body,
-                    headers={
-                        "authorization": f"Bearer {token}",
-                        "content-type": "application/json",
-                    },
-                )
-                payload = response.json()["data"]["promotionRewardAccept"]
-                if response.status_code != 200 or payload["errors"] or not payload["application"]:
-                    failures.append(response.text[:300])
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while requests:
+                writer.write(requests.pop())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                answer = await reader.readexactly(length)
+                ok = head.startswith(b"HTTP/1.1 200") and b'"errors":[]' in answer
+                if not ok or b'"application":{"id"' not in answer:
+                    failures.append(answer[:300].decode(errors="replace"))
+        finally:
+            writer.close()
 
-        started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-        elapsed = time.monotonic() - started
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+    elapsed = time.monotonic() - started
     return {"elapsed": elapsed, "failures": len(failures), "failure": failures[:1]}
 
 
@@ -200,6 +206,10 @@ async def baseline_client(config: dict[str, Any]) -> dict[str, Any]:
 def client_main(kind: str, config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
     main = subject_client if kind == "subject" else baseline_client
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
     result = asyncio.run(main(config))
     print("BENCH " + json.dumps(result), flush=True)
 
@@ -212,9 +222,15 @@ def _cpu_seconds(pids: set[int]) -> float:
     return sum(stats[pid][2] for pid in pids if pid in stats)
 
 
-def _postgres_pids() -> set[int]:
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process now (backends come and go with the pools)."""
     stats = all_stats()
-    return {pid for pid, (name, _, _) in stats.items() if name.startswith("postgres")}
+    return {pid: cpu for pid, (name, _, cpu) in stats.items() if name.startswith("postgres")}
+
+
+def _postgres_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """What the processes alive at the end used since the start (a new one: all of it)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 @dataclass
@@ -243,7 +259,8 @@ async def run_once(
     kind: str, fixture: Fixture, server: Child, port: int, dsn: str, workdir: Path
 ) -> Run:
     config = {
-        "url": f"http://127.0.0.1:{port}",
+        "host": "127.0.0.1",
+        "port": port,
         "dsn": dsn,
         "promotion_id": str(fixture.promotion_id),
         "tokens": fixture.tokens,
@@ -256,16 +273,17 @@ async def run_once(
         "client", kind, str(path),
     ]  # fmt: skip
     server_pids = {server.guard.pid, *descendants(server.guard.pid, all_stats())}
-    postgres = _postgres_pids()
-    server_before, pg_before = _cpu_seconds(server_pids), _cpu_seconds(postgres)
+    server_before, pg_before = _cpu_seconds(server_pids), _postgres_cpu()
     client = start_child(
         command, workdir, f"client-{kind}", {**os.environ, "PYTHONPATH": _pythonpath()}
     )
     client_pids: set[int] = set()
     client_cpu = 0.0  # sampled while it runs (an exited process has no /proc entry)
+    pg_after = pg_before
     while client.alive():
         client_pids |= descendants(client.guard.pid, all_stats())
         client_cpu = _cpu_seconds(client_pids)
+        pg_after = _postgres_cpu()  # before the client's pool closes its backends
         await asyncio.sleep(0.2)
     output = await client.finished(600)
     result = json.loads(output.split("BENCH ", 1)[1].splitlines()[0])
@@ -277,7 +295,7 @@ async def run_once(
         result["elapsed"],
         _cpu_seconds(server_pids) - server_before if kind == "subject" else 0.0,
         client_cpu,
-        _cpu_seconds(postgres) - pg_before,
+        _postgres_used(pg_before, pg_after),
     )
 
 
@@ -348,7 +366,7 @@ async def amain() -> dict[str, float]:
         print(f"machine: {machine_notes()}")
         print(
             f"{USERS} users with a COMPLETED run; {CLIENTS} clients; subject: engage serve on"
-            f" core {SERVER_CORE}, driver (httpx) on core {CLIENT_CORE}; baseline: asyncpg,"
+            f" core {SERVER_CORE}, driver (raw HTTP) on core {CLIENT_CORE}; baseline: asyncpg,"
             f" one guarded UPDATE per user, on core {CLIENT_CORE}",
             flush=True,
         )
