@@ -55,6 +55,7 @@ CALLER_FOR = {
     Access.USER: "user",
     Access.ADMIN: "admin",
     Access.SERVICE: "service",
+    Access.ADMIN_OR_SERVICE: "service",  # scoring's import
 }
 
 
