@@ -434,6 +434,9 @@ async def test_jobs_enqueued_in_a_rolled_back_savepoint_are_dropped_and_only_tho
 ) -> None:
     async with runtime.session_factory() as session:
         kept = outbox.enqueue(session, ACTOR, n="outer")
+        released = await session.begin_nested()  # a savepoint that is kept, before
+        kept_in_savepoint = outbox.enqueue(session, ACTOR, n="released")
+        await released.commit()
         savepoint = await session.begin_nested()
         dropped = outbox.enqueue(session, ACTOR, n="inner")
         inner = await session.begin_nested()  # a savepoint inside the one rolled back
@@ -445,6 +448,6 @@ async def test_jobs_enqueued_in_a_rolled_back_savepoint_are_dropped_and_only_tho
         await survivor.commit()
         await session.commit()
     published = [envelope.id for envelope in outbox.take_committed(session)]
-    assert published == [kept, kept_too]
-    assert set(await _state(runtime)) == {kept, kept_too}
+    assert published == [kept, kept_in_savepoint, kept_too]
+    assert set(await _state(runtime)) == {kept, kept_in_savepoint, kept_too}
     assert dropped not in published and dropped_too not in published
