@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.events import take_committed_events
@@ -189,3 +191,29 @@ async def test_an_order_at_the_deadline_processed_at_that_instant_counts_for_the
     at_deadline = order(user.id, completed_at=deadline)
     result = await record_and_process(runtime, at_deadline, now=deadline)
     assert (result.user_goal_id, result.reason) == (second.id, ProgressReason.COUNTED)
+
+
+def _lag_sample(suffix: str) -> float:
+    name = f"engage_goal_processing_lag_seconds_{suffix}"
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_processing_lag_is_observed_from_completion_even_when_zero(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    now = utcnow()
+    await assign(
+        runtime, user.id, (await create_template(runtime)).id, now=now - timedelta(hours=1)
+    )
+    await record(runtime, order(user.id, completed_at=now))  # processed at its completion
+    await record(runtime, order(user.id, completed_at=now - timedelta(seconds=30)))
+    await record(runtime, order(user.id, status=OrderStatus.IN_PROGRESS))  # no completion
+    count, total = _lag_sample("count"), _lag_sample("sum")
+    async with runtime.session_factory() as session:
+        async with session.begin():
+            await process_pending(session, [user.id], now=now)
+        for hook in session.info.pop(_HOOKS, ()):
+            hook()
+    assert _lag_sample("count") - count == 2
+    assert _lag_sample("sum") - total == pytest.approx(30.0)
