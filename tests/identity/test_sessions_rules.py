@@ -209,7 +209,11 @@ async def test_a_password_changed_while_it_was_verified_is_refused(
 
     monkeypatch.setattr(sessions, "verify_password", verify_then_change)
     error = await _refused(runtime, "anna@example.com")
-    assert (error.code, error.field) == (AccountErrorCode.INVALID_CREDENTIALS, "login")
+    assert (error.code, error.field, error.message) == (
+        AccountErrorCode.INVALID_CREDENTIALS,
+        "login",
+        "Wrong login or password.",  # the same answer as a wrong password
+    )
     assert await _tokens_of(runtime, user.id) == []
 
 
