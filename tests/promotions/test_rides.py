@@ -9,12 +9,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.models.base import utcnow
 from app.models.promotions import PromotionRide
 from app.runtime import Runtime
+from app.services.goals.processing import process_pending
 from app.services.orders.facts import OrderStatus
+from app.uow import unit_of_work
 from tests.factories import promotions as f
 from tests.factories.goals import assign, create_template, goal, process, process_users
 from tests.factories.identity import create_user
@@ -222,3 +225,77 @@ async def _ride_row(runtime: Runtime, order_id: str) -> PromotionRide:
         )
     assert found is not None
     return found
+
+
+async def test_a_reversal_reported_twice_or_of_a_ride_that_did_not_count_changes_nothing_more(
+    runtime: Runtime,
+) -> None:
+    user = await create_user(runtime)
+    promotion = await f.started(runtime, user.id, target_rides=10)
+    counted = [order(user.id, price_minor=20_000, currency="MXN") for _ in range(3)]
+    cheap = order(user.id, price_minor=100, currency="MXN")
+    await record_batch(runtime, [*counted, cheap])
+    await process_users(runtime, [user.id])
+    assert (await f.run_of(runtime, user.id, promotion)).progress == 3
+    for status in (OrderStatus.REFUNDED, OrderStatus.CANCELLED):  # two reports, two jobs
+        await record(runtime, replace(counted[0], status=status))
+        await record(runtime, replace(cheap, status=status))
+        await process_users(runtime, [user.id])
+    assert (await f.run_of(runtime, user.id, promotion)).progress == 2
+    ledger = await _ledger(runtime, user.id)
+    assert ledger[counted[0].order_id] == ("COUNTED", True, True)
+    assert ledger[cheap.order_id] == ("BELOW_MINIMUM", False, False)
+
+
+async def test_a_ride_completed_later_records_when_it_was_completed(runtime: Runtime) -> None:
+    user = await create_user(runtime)
+    await f.started(runtime, user.id)
+    pending = order(user.id, status=OrderStatus.IN_PROGRESS, price_minor=20_000, currency="MXN")
+    await record(runtime, pending)
+    await process_users(runtime, [user.id])
+    assert (await _ride_row(runtime, pending.order_id)).ride_at is None
+    completed_at = utcnow()
+    done = replace(pending, status=OrderStatus.COMPLETE, completed_at=completed_at)
+    await record(runtime, done)
+    await process_users(runtime, [user.id])
+    assert (await _ride_row(runtime, pending.order_id)).ride_at == completed_at
+    await record(runtime, replace(done, status=OrderStatus.REFUNDED))
+    await process_users(runtime, [user.id])
+    reversed_ride = await _ride_row(runtime, pending.order_id)
+    assert (reversed_ride.ride_at, reversed_ride.reversed_at is not None) == (completed_at, True)
+
+
+def _count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_rides_and_completions_are_counted_after_commit(runtime: Runtime) -> None:
+    user = await create_user(runtime)
+    await f.started(runtime, user.id, target_rides=2)
+    rides_name = "engage_promotion_rides_total"
+    before = {
+        "counted": _count(rides_name, reason="COUNTED"),
+        "cheap": _count(rides_name, reason="BELOW_MINIMUM"),
+        "completed": _count("engage_promotions_completed_total"),
+    }
+    pending = order(user.id, status=OrderStatus.IN_PROGRESS, price_minor=20_000, currency="MXN")
+    await record_batch(
+        runtime,
+        [
+            order(user.id, price_minor=20_000, currency="MXN"),
+            order(user.id, price_minor=1, currency="MXN"),
+            pending,
+        ],
+    )
+    await _process_committed(runtime, user.id)
+    assert _count("engage_promotions_completed_total") == before["completed"]  # 1 of 2
+    await record(runtime, replace(pending, status=OrderStatus.COMPLETE, completed_at=utcnow()))
+    await _process_committed(runtime, user.id)
+    assert _count(rides_name, reason="COUNTED") - before["counted"] == 2
+    assert _count(rides_name, reason="BELOW_MINIMUM") - before["cheap"] == 1
+    assert _count("engage_promotions_completed_total") - before["completed"] == 1
+
+
+async def _process_committed(runtime: Runtime, user_id: uuid.UUID) -> None:
+    async with unit_of_work(runtime.session_factory) as session:
+        await process_pending(session, [user_id], now=utcnow())
