@@ -9,14 +9,16 @@ from datetime import timedelta
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import update
 from strawberry.relay import to_base64
 
 from app.models.base import utcnow
 from app.models.identity import User
+from app.models.promotions import PromotionUser
 from app.runtime import Runtime
 from app.services.goals.processing import process_pending
 from app.services.identity import users as user_service
-from app.services.promotions import expiry, rewards, runs
+from app.services.promotions import expiry, reading, rewards, runs
 from app.uow import unit_of_work
 from tests.factories import promotions as f
 from tests.factories.identity import access_token, create_user
@@ -174,3 +176,24 @@ async def test_the_funnel_metrics_count_after_commit(runtime: Runtime) -> None:
             await rewards.accept(session, user.id, promotion.id, now=utcnow())
             raise RuntimeError("rolled back")
     assert {name: _sample(name) - before[name] for name in names} == dict.fromkeys(names, 1.0)
+
+
+async def test_the_median_time_to_complete_is_the_middle_run(runtime: Runtime) -> None:
+    promotion = await f.create_promotion(runtime, target_rides=1)
+    await f.set_region(runtime)
+    started_at = utcnow() - timedelta(days=2)
+    for hours in (1, 2, 10, None):  # three completed runs and one still running
+        user = await create_user(runtime)
+        await f.pre_offer(runtime, user.id, promotion)
+        run = await f.start(runtime, user.id, promotion, now=started_at)
+        if hours is not None:
+            async with runtime.session_factory() as session, session.begin():
+                await session.execute(
+                    update(PromotionUser)
+                    .where(PromotionUser.id == run.id)
+                    .values(status="COMPLETED", completed_at=started_at + timedelta(hours=hours))
+                )
+    async with runtime.session_factory() as session:
+        funnel = await reading.funnel(session, promotion.id)
+    assert (funnel.started, funnel.completed) == (4, 3)
+    assert funnel.median_seconds_to_complete == pytest.approx(2 * 3600)
