@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
@@ -275,6 +277,19 @@ async def _run(session: AsyncSession, operation: Callable[..., Any], params: Any
     if serialized is not None:
         return await serialized(operation, session, params)
     return await operation(session, params)
+
+
+DIALECTS = ("postgresql", "sqlite")
+
+
+def one_of(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`: `= ANY(:name)` with one array parameter
+    on PostgreSQL (a prepared statement for any list length), an expanding `IN` on SQLite
+    (it has no arrays; Core expands the list per call). Build one statement per dialect:
+    `{d: HotStatement(... one_of(col, "ids", d) ...) for d in DIALECTS}`."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def _announce(connection: AsyncConnection, sql: str, arguments: Sequence[Any]) -> None:

@@ -30,11 +30,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Uuid, any_, bindparam, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lean import HotStatement
+from app.lean import DIALECTS, HotStatement, one_of
 from app.models.identity import User, UserStatus
 
 _LOCK_USER = HotStatement(
@@ -49,15 +48,14 @@ async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | N
 
 
 _LOCK_USERS = {
-    "postgresql": HotStatement(
+    d: HotStatement(
         select(User.id)
-        .where(User.id == any_(bindparam("user_ids", type_=postgresql.ARRAY(Uuid()))))
+        .where(one_of(User.id, "user_ids", d))
         .order_by(User.id)
+        # SQLite ignores it: its unit of work holds the write lock
         .with_for_update(key_share=True)
-    ),
-    "sqlite": HotStatement(
-        select(User.id).where(User.id.in_(bindparam("user_ids", expanding=True))).order_by(User.id)
-    ),
+    )
+    for d in DIALECTS
 }
 
 

@@ -41,12 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Uuid, and_, any_, bindparam, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Integer, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
-from app.lean import HotStatement
+from app.lean import DIALECTS, HotStatement, one_of
 from app.models.goals import GoalProgressEntry, UserGoal, UserGoalStatus
 from app.models.orders import Order
 from app.services.goals.conditions import GoalConditions, ProgressReason, snapshot_conditions
@@ -103,18 +102,8 @@ def _load(where: Any) -> HotStatement:
 
 _LOAD_ONE = _load(Order.order_id == bindparam("order_id"))
 _LOAD_PENDING = {
-    "postgresql": _load(
-        and_(
-            Order.user_id == any_(bindparam("user_ids", type_=postgresql.ARRAY(Uuid()))),
-            Order.pending_at.is_not(None),
-        )
-    ),
-    "sqlite": _load(
-        and_(
-            Order.user_id.in_(bindparam("user_ids", expanding=True)),
-            Order.pending_at.is_not(None),
-        )
-    ),
+    d: _load(and_(one_of(Order.user_id, "user_ids", d), Order.pending_at.is_not(None)))
+    for d in DIALECTS
 }
 
 _ENTRY = GoalProgressEntry.__table__.c

@@ -43,11 +43,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lean import HotStatement
+from app.lean import DIALECTS, HotStatement, one_of
 from app.models.orders import Order, OrderQueue
 
 CONSUMER = "goals.process_orders"  # called with user_ids=[...]
@@ -64,12 +63,7 @@ def _claim(condition: Any) -> HotStatement:
     return HotStatement(delete(OrderQueue).where(OrderQueue.user_id.in_(ordered.scalar_subquery())))
 
 
-_CLAIM = {
-    "postgresql": _claim(
-        OrderQueue.user_id == any_(bindparam("user_ids", type_=postgresql.ARRAY(Uuid())))
-    ),
-    "sqlite": _claim(OrderQueue.user_id.in_(bindparam("user_ids", expanding=True))),
-}
+_CLAIM = {d: _claim(one_of(OrderQueue.user_id, "user_ids", d)) for d in DIALECTS}
 
 # Cleared only if the marker is still the one read, and never waiting for a request that is
 # changing the order right now (that request scheduled its own job).

@@ -27,23 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Uuid, and_, any_, bindparam, case, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Integer, and_, bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lean import HotStatement
+from app.lean import DIALECTS, HotStatement, one_of
 from app.models.promotions import PromotionRide, PromotionUser, PromotionUserStatus, RideReason
 from app.services.orders.facts import REVERSING, OrderKind, OrderStatus
 from app.services.promotions import metrics
 from app.services.promotions.rules import Ride, Terms, claim_deadline, ride_reason
 
 STARTED = PromotionUserStatus.STARTED
-
-
-def _by_users(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return PromotionUser.user_id == any_(bindparam("user_ids", type_=postgresql.ARRAY(Uuid())))
-    return PromotionUser.user_id.in_(bindparam("user_ids", expanding=True))
 
 
 _RUN_COLUMNS = (
@@ -58,13 +51,15 @@ _RUN_COLUMNS = (
     PromotionUser.challenge_ends_at,
 )
 _RUNS = {
-    dialect: HotStatement(
-        select(*_RUN_COLUMNS).where(_by_users(dialect), PromotionUser.status == STARTED)
+    d: HotStatement(
+        select(*_RUN_COLUMNS).where(
+            one_of(PromotionUser.user_id, "user_ids", d), PromotionUser.status == STARTED
+        )
     )
-    for dialect in ("postgresql", "sqlite")
+    for d in DIALECTS
 }
 _LEDGER = {
-    "postgresql": HotStatement(
+    d: HotStatement(
         select(
             PromotionRide.id,
             PromotionRide.promotion_user_id,
@@ -72,24 +67,11 @@ _LEDGER = {
             PromotionRide.reason,
             PromotionRide.reversed_at,
         ).where(
-            PromotionRide.promotion_user_id
-            == any_(bindparam("run_ids", type_=postgresql.ARRAY(Uuid()))),
-            PromotionRide.order_id
-            == any_(bindparam("order_ids", type_=postgresql.ARRAY(PromotionRide.order_id.type))),
+            one_of(PromotionRide.promotion_user_id, "run_ids", d),
+            one_of(PromotionRide.order_id, "order_ids", d),
         )
-    ),
-    "sqlite": HotStatement(
-        select(
-            PromotionRide.id,
-            PromotionRide.promotion_user_id,
-            PromotionRide.order_id,
-            PromotionRide.reason,
-            PromotionRide.reversed_at,
-        ).where(
-            PromotionRide.promotion_user_id.in_(bindparam("run_ids", expanding=True)),
-            PromotionRide.order_id.in_(bindparam("order_ids", expanding=True)),
-        )
-    ),
+    )
+    for d in DIALECTS
 }
 _RIDE = PromotionRide.__table__.c
 _INSERT_RIDE = HotStatement(
