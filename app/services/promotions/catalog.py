@@ -165,8 +165,7 @@ async def update_promotion(
     given = {f.name: getattr(changes, f.name) for f in fields(changes)}
     merged = _validated(replace(current, **{k: v for k, v in given.items() if v is not None}))
     for name in given:
-        setattr(promotion, name, getattr(merged, name))
-    promotion.conditions = dict(merged.conditions or {})
+        setattr(promotion, name, getattr(merged, name))  # `_validated` made conditions a dict
     promotion.updated_by = actor
     _audit(session, actor, "promotion.update", f"promotion:{promotion.key}")
     await session.flush()

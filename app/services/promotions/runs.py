@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -187,12 +187,8 @@ async def open_landing(
     await store_expiry(session, found, now - grace, now)
     if found.eligible and found.split_id is None and found.status in (None, *IN_PLAY):
         split_id = await ensure_split(session, user_id, found)
-        found = _with_split(found, split_id)
+        found = replace(found, split_id=split_id)
     return found
-
-
-def _with_split(found: Current, split_id: uuid.UUID) -> Current:
-    return Current(**{**found.__dict__, "split_id": split_id})
 
 
 async def ensure_split(session: AsyncSession, user_id: uuid.UUID, found: Current) -> uuid.UUID:
