@@ -27,6 +27,7 @@ DOMAINS: tuple[str, ...] = (
     "wallet",
     "promocodes",
     "promotions",
+    "notifier",
     "operations",
 )
 

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
             "goals.remind": "*/5 * * * *",
             "promotions.expire": "* * * * *",
             "promotions.remind": "*/5 * * * *",
+            "notifier.dispatch_due": "* * * * *",
         }
     )
     scheduler_in_process: bool | None = None
@@ -130,6 +131,23 @@ class Settings(BaseSettings):
     promotions_expiry_grace_seconds: int = Field(default=60, ge=0, le=86_400)
     promotions_reminder_before_hours: int = Field(default=48, ge=0, le=24 * 30)  # 0: none
     promotions_batch_size: int = Field(default=200, ge=1, le=10_000)
+
+    # Corporate notifier (docs/notifier.md). SMTP_URL picks the SMTP backend
+    # (smtp://user:password@host:587?starttls=true, smtps://host:465 for implicit TLS);
+    # without it mail is written as .eml files under MAIL_FILE_DIR (the embedded default).
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    smtp_validate_certs: bool = True
+    mail_from: str = "engage <noreply@engage.local>"
+    mail_file_dir: str = "./var/mail"
+    # The corporate cabinet the emails link to.
+    notifier_cabinet_url: str = "https://corp.example.com"
+    notifier_batch_size: int = Field(default=100, ge=1, le=5_000)
+    notifier_max_attempts: int = Field(default=5, ge=1, le=50)
+    notifier_retry_base_seconds: int = Field(default=60, ge=1, le=86_400)
+    notifier_retry_max_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    # A claimed email not marked within this time (its dispatcher died) is claimed again.
+    notifier_lease_seconds: int = Field(default=300, ge=10, le=86_400)
 
     # Logging
     # The cyclic GC of `engage serve` and `engage worker` processes (app/interpreter.py,
