@@ -142,11 +142,18 @@ class _UniqueTextHeader(_TextHeader):
     max_count = 1
 
 
-def _format_address(address: Address, linesep: str) -> str:
+def _format_address(address: Address, linesep: str, header_name: str | None) -> str:
+    """One address of a folded header: the first one after "Name: " (header_name), the
+    others on their own continuation lines."""
     if not _needs_encoded_words(address.display_name):
         return str(address)
-    name = _encoded_words(address.display_name, name=None, linesep=linesep)
-    return f"{name} <{address.addr_spec}>"
+    name = _encoded_words(address.display_name, name=header_name, linesep=linesep)
+    angle_addr = f"<{address.addr_spec}>"
+    last_line = name.rsplit(linesep, 1)[-1]
+    indent = 0 if linesep in name else len(header_name) + 2 if header_name else 1
+    if indent + len(last_line) + len(angle_addr) + 2 > 78:  # with a space and a comma
+        return f"{name}{linesep} {angle_addr}"
+    return f"{name} {angle_addr}"
 
 
 # The registry would combine the two bases the same way; typeshed gives them clashing init()s.
@@ -158,7 +165,10 @@ class _UniqueAddressHeader(AddressHeader, BaseHeader):  # type: ignore[misc]
         if not any(map(_needs_encoded_words, names)):
             return super().fold(policy=policy)
         separator = f",{policy.linesep} "
-        value = separator.join(_format_address(a, policy.linesep) for a in self.addresses)
+        value = separator.join(
+            _format_address(address, policy.linesep, self.name if index == 0 else None)
+            for index, address in enumerate(self.addresses)
+        )
         return f"{self.name}: {value}{policy.linesep}"
 
 
@@ -235,11 +245,12 @@ def build_message(email: OutgoingEmail, *, date: datetime | None = None) -> Emai
     message["Subject"] = email.subject
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = email.message_id
+    message.set_content(email.text, subtype="plain", charset="utf-8")
+    message.add_alternative(email.html, subtype="html", charset="utf-8")
+    # After the parts: making the message multipart moves Content-* headers into its first part.
     message["Content-Language"] = email.language
     for name, value in email.headers.items():
         message[name] = value
-    message.set_content(email.text, subtype="plain", charset="utf-8")
-    message.add_alternative(email.html, subtype="html", charset="utf-8")
     return message
 
 
