@@ -109,7 +109,22 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self._server = server
 
-    async def handle_RCPT(
+    async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook names)
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        # aiosmtpd's auth_required would do the same, with a warning about TLS per connection.
+        if self._server.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(  # noqa: N802
         self,
         server: SMTP,
         session: Session,
@@ -123,7 +138,9 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         if self._server.delay_seconds:
             await asyncio.sleep(self._server.delay_seconds)
         fault = self._server._next_data_fault()
@@ -178,7 +195,9 @@ class SmtpServer:
     @property
     def url(self) -> str:
         scheme = "smtps" if self.implicit_tls else "smtp"
-        user = f"{quote(self.auth[0], safe='')}:{quote(self.auth[1], safe='')}@" if self.auth else ""
+        user = (
+            f"{quote(self.auth[0], safe='')}:{quote(self.auth[1], safe='')}@" if self.auth else ""
+        )
         query = "?starttls=true" if self.starttls else ""
         return f"{scheme}://{user}{self.host}:{self.port}{query}"
 
@@ -209,7 +228,11 @@ class SmtpServer:
         """Close every open client connection from the server's side."""
         self._call(self._close_open)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+    async def wait_for(
+        self,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 (its own deadline, as in asyncio.wait_for)
+    ) -> list[Received]:
         """The messages once at least `count` arrived; AssertionError after `timeout`."""
         deadline = time.monotonic() + timeout
         while len(self.messages) < count:
@@ -272,8 +295,7 @@ class SmtpServer:
             loop=self._loop,
             enable_SMTPUTF8=True,
             tls_context=self._tls if self.starttls else None,
-            auth_required=self.auth is not None,
-            auth_require_tls=False,
+            auth_require_tls=False,  # loopback: AUTH in the clear is fine
             authenticator=self._authenticate if self.auth else None,
         )
         self._open.add(connection)

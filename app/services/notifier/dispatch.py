@@ -230,9 +230,10 @@ _TAKE_SLOT = {
 _GIVE_SLOT = HotStatement(
     update(NoticeThrottle)
     .where(
-        NoticeThrottle.client_id == bindparam("client_id"),
-        NoticeThrottle.notice == bindparam("notice"),
-        NoticeThrottle.window_start == bindparam("window_start"),
+        NoticeThrottle.client_id == bindparam("b_client_id", type_=NoticeThrottle.client_id.type),
+        NoticeThrottle.notice == bindparam("b_notice", type_=NoticeThrottle.notice.type),
+        NoticeThrottle.window_start
+        == bindparam("b_window_start", type_=NoticeThrottle.window_start.type),
         NoticeThrottle.used > 0,
     )
     .values(used=NoticeThrottle.used - 1)
@@ -509,7 +510,7 @@ async def record(
             metrics.retried(session, item.notice)
             kind = AttemptOutcome.RETRY
         if error is not None and item.slot is not None:
-            slots.append(item.slot.key())
+            slots.append({f"b_{name}": value for name, value in item.slot.key().items()})
         attempts.append(
             {
                 "id": uuid.uuid4(),
