@@ -119,6 +119,31 @@ async def test_each_session_has_its_own_connection() -> None:
     assert backend.connections_opened == 2
 
 
+async def test_concurrent_sends_of_a_session_take_turns_on_its_connection() -> None:
+    with SmtpServer() as smtp:
+        backend = backend_for(smtp)
+        async with backend.session() as session:
+            await asyncio.gather(*(session.send(outgoing(n)) for n in range(5)))
+        await smtp.wait_for(5)
+    assert backend.connections_opened == 1
+
+
+async def test_a_send_cancelled_mid_transaction_leaves_the_session_usable() -> None:
+    with SmtpServer() as smtp:
+        smtp.delay_seconds = 5.0
+        async with backend_for(smtp).session() as session:
+            sending = asyncio.create_task(session.send(outgoing(1)))
+            await asyncio.sleep(0.3)
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            smtp.delay_seconds = 0.0
+            await session.send(outgoing(2))
+        [received] = await smtp.wait_for(1)
+        assert smtp.connections == 2
+    assert received.message["Message-ID"] == "<notice-2@engage>"
+
+
 async def test_a_451_is_transient_and_the_next_send_reconnects() -> None:
     with SmtpServer() as smtp:
         backend = backend_for(smtp)

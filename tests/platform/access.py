@@ -87,6 +87,9 @@ ACCESS: dict[str, Access] = {
     "Mutation.promotionUpdate": Access.ADMIN,
     "Mutation.promotionRegionSet": Access.ADMIN,
     "Mutation.promotionPreOffersImport": Access.ADMIN_OR_SERVICE,
+    # ---- notifier
+    "Mutation.corpClientUpsert": Access.ADMIN_OR_SERVICE,
+    "Mutation.corpEventPublish": Access.SERVICE,
     # ---- operations
     "Query.jobFailures": Access.ADMIN,
     "Query.jobPing": Access.ADMIN,

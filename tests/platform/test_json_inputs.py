@@ -23,9 +23,11 @@ from schema.schema import build_schema
 from tests.conftest import test_settings as make_settings
 from tests.factories.goals import create_template
 from tests.factories.identity import access_token, create_user, service_token
+from tests.factories.notifier import create_client as create_corp_client
 from tests.factories.promotions import create_promotion
 from tests.goals.test_templates_admin import CREATE, UPDATE, template_input
 from tests.helpers import gql, row_counts
+from tests.notifier.test_publish import PUBLISH as CORP_PUBLISH
 from tests.orders.test_order_record import ORDER_RECORD, order_input
 from tests.promotions.test_admin import CREATE as PROMOTION_CREATE
 from tests.promotions.test_admin import UPDATE as PROMOTION_UPDATE
@@ -85,6 +87,17 @@ async def _promotion_update(runtime: Runtime, name: str, value: Any) -> Call:
     return Call(PROMOTION_UPDATE, "promotionUpdate", data, await _admin(runtime))
 
 
+async def _corp_event(runtime: Runtime, name: str, value: Any) -> Call:
+    corp = await create_corp_client(runtime)
+    data = {
+        "type": "BALANCE_CHANGED",
+        "clientId": corp.external_id,
+        name: value,
+        "idempotencyKey": "nested",
+    }
+    return Call(CORP_PUBLISH, "corpEventPublish", data, await service_token(runtime))
+
+
 GOAL_CODES = {code.value for code in GoalErrorCode}
 TEMPLATE_FIELDS = ("title", "description", "details", "buttonText", "conditions", "bonus")
 CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
@@ -99,6 +112,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
     },
     ("PromotionCreateInput", "conditions"): (_promotion_create, {"INVALID_CONDITIONS"}),
     ("PromotionUpdateInput", "conditions"): (_promotion_update, {"INVALID_CONDITIONS"}),
+    ("CorpEventPublishInput", "payload"): (_corp_event, {"INVALID_FIELD"}),
 }
 
 
