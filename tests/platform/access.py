@@ -90,6 +90,18 @@ ACCESS: dict[str, Access] = {
     # ---- notifier
     "Mutation.corpClientUpsert": Access.ADMIN_OR_SERVICE,
     "Mutation.corpEventPublish": Access.SERVICE,
+    "Query.corpEmails": Access.ADMIN,
+    "Query.corpClient": Access.ADMIN,
+    "Query.notifierRules": Access.ADMIN,
+    "Query.notifierNotices": Access.ADMIN,
+    "Query.notifierPreview": Access.ADMIN,
+    "Mutation.corpEmailSend": Access.ADMIN,
+    "Mutation.corpEmailResend": Access.ADMIN,
+    "Mutation.corpEmailCancel": Access.ADMIN,
+    "Mutation.notifierRuleSave": Access.ADMIN,
+    "Mutation.notifierTemplateSave": Access.ADMIN,
+    "Mutation.corpPreferenceSet": Access.ADMIN,
+    "Mutation.notifierDispatch": Access.ADMIN,
     # ---- operations
     "Query.jobFailures": Access.ADMIN,
     "Query.jobPing": Access.ADMIN,

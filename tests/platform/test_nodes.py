@@ -47,6 +47,10 @@ from tests.conftest import make_client
 from tests.conftest import test_settings as make_settings
 from tests.factories.goals import assign, create_template
 from tests.factories.identity import access_token, create_user, service_token
+from tests.factories.notifier import create_client as create_corp_client
+from tests.factories.notifier import emails as corp_emails
+from tests.factories.notifier import load_catalog as load_notifier_catalog
+from tests.factories.notifier import publish_and_handle
 from tests.factories.promotions import create_promotion
 from tests.helpers import gql
 
@@ -238,6 +242,14 @@ async def _promotion(runtime: Runtime, owner: User) -> str:
     return str((await create_promotion(runtime)).id)
 
 
+async def _corp_email(runtime: Runtime, owner: User) -> str:
+    await load_notifier_catalog(runtime)
+    corp = await create_corp_client(runtime)
+    await publish_and_handle(runtime, corp, "LIMIT_REACHED", {"limitMinor": 1, "currency": "RUB"})
+    [email] = await corp_emails(runtime, corp)
+    return str(email.id)
+
+
 @dataclass(frozen=True)
 class NodeCase:
     factory: Factory
@@ -261,6 +273,7 @@ NODE_TYPES: dict[str, NodeCase] = {
     "JobPing": NodeCase(_job_ping, Seen.ADMIN),
     "AuditLogEntry": NodeCase(_audit_entry, Seen.ADMIN),
     "Promotion": NodeCase(_promotion, Seen.ADMIN),
+    "CorpEmail": NodeCase(_corp_email, Seen.ADMIN),
 }
 
 NODE = "query Node($id: ID!) { node(id: $id) { __typename id } }"
