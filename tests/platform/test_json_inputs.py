@@ -27,6 +27,7 @@ from tests.factories.notifier import create_client as create_corp_client
 from tests.factories.promotions import create_promotion
 from tests.goals.test_templates_admin import CREATE, UPDATE, template_input
 from tests.helpers import gql, row_counts
+from tests.notifier.test_admin import RULE_SAVE
 from tests.notifier.test_publish import PUBLISH as CORP_PUBLISH
 from tests.orders.test_order_record import ORDER_RECORD, order_input
 from tests.promotions.test_admin import CREATE as PROMOTION_CREATE
@@ -98,6 +99,11 @@ async def _corp_event(runtime: Runtime, name: str, value: Any) -> Call:
     return Call(CORP_PUBLISH, "corpEventPublish", data, await service_token(runtime))
 
 
+async def _notifier_rule(runtime: Runtime, name: str, value: Any) -> Call:
+    data = {"key": "limit-is-over", name: value, "reason": "nesting"}
+    return Call(RULE_SAVE, "notifierRuleSave", data, await _admin(runtime))
+
+
 GOAL_CODES = {code.value for code in GoalErrorCode}
 TEMPLATE_FIELDS = ("title", "description", "details", "buttonText", "conditions", "bonus")
 CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
@@ -113,6 +119,7 @@ CASES: dict[tuple[str, str], tuple[Prepare, set[str]]] = {
     ("PromotionCreateInput", "conditions"): (_promotion_create, {"INVALID_CONDITIONS"}),
     ("PromotionUpdateInput", "conditions"): (_promotion_update, {"INVALID_CONDITIONS"}),
     ("CorpEventPublishInput", "payload"): (_corp_event, {"INVALID_FIELD"}),
+    ("NotifierRuleSaveInput", "definition"): (_notifier_rule, {"INVALID_RULE"}),
 }
 
 

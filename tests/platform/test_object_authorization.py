@@ -741,6 +741,7 @@ NOT_USER_OWNED = {
     "Query.jobPing.id",
     "Mutation.jobRetry.input.id",
     "Mutation.promotionUpdate.input.id",
+    "emailId",  # the notifier's emails go to corporate clients, never to a user
 }
 
 
