@@ -1,5 +1,5 @@
 """`engage` command line: serve | worker | scheduler | migrate | export-schema | token | admin |
-demo."""
+notifier | demo."""
 
 from __future__ import annotations
 
@@ -57,7 +57,11 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings, args.revision)
     print(f"database at revision {args.revision}")
-    return 0
+    if args.revision != "head":
+        return 0
+    from app.notifier_commands import load_command
+
+    return _run(lambda s: load_command(s, force=False), settings)
 
 
 def schema_sdl() -> str:
@@ -130,9 +134,23 @@ def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
     return _run(create, settings)
 
 
+def _notifier_load(args: argparse.Namespace, settings: Settings) -> int:
+    from app.notifier_commands import load_command
+
+    return _run(lambda s: load_command(s, force=args.force), settings)
+
+
+def _notifier_dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from app.notifier_commands import dispatch_command
+
+    return _run(dispatch_command, settings)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo import load_demo
+    from jobs.registry import load_actor_modules
 
+    load_actor_modules()  # the demo's events enqueue their handling
     return _run(lambda s: load_demo(s, only_once=args.once), settings)
 
 
@@ -177,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create.add_argument("--email", required=True)
     admin_create.add_argument("--password")
     admin_create.set_defaults(handler=_admin_create)
+
+    notifier = commands.add_parser("notifier", help="the corporate notifier").add_subparsers(
+        dest="notifier_command", required=True
+    )
+    notifier_load = notifier.add_parser("load", help="load the notices and rules file")
+    notifier_load.add_argument("--force", action="store_true", help="even if loaded before")
+    notifier_load.set_defaults(handler=_notifier_load)
+    notifier_dispatch = notifier.add_parser("dispatch", help="send the due emails now")
+    notifier_dispatch.set_defaults(handler=_notifier_dispatch)
 
     demo = commands.add_parser("demo", help="load demo data and print tokens to try")
     demo.add_argument("--once", action="store_true", help="do nothing if demo data exists")

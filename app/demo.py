@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory
 from app.demo_goals import load_demo_goals, order_record_example
+from app.demo_notifier import deliver_demo_mail, load_demo_notifier, notifier_try
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
 from app.demo_promotions import PROMOTION_TRY, load_demo_promotions
 from app.models.base import utcnow
 from app.models.identity import Role, ServiceToken, User
+from app.notifier_commands import ensure_catalog
 from app.services.identity import groups as group_service
 from app.services.identity import sessions as session_service
 from app.services.identity import users as user_service
@@ -29,8 +31,11 @@ SERVICE_NAME = "demo-order-system"
 async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     engine = create_engine(settings)
     codec = AccessTokenCodec(settings)
+    factory = create_session_factory(engine)
+    demo_event = None
     try:
-        async with unit_of_work(create_session_factory(engine)) as session:
+        await ensure_catalog(factory)
+        async with unit_of_work(factory) as session:
             if await session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)):
                 if only_once:
                     print("demo data already loaded; sign in as the users below.")
@@ -63,6 +68,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                 await load_demo_promocodes(session, group)
                 await load_demo_goals(session, admin, users, utcnow())
                 await load_demo_promotions(session, admin, users[2])
+                demo_event = await load_demo_notifier(session, f"user:{admin.id}")
             assert admin is not None and user is not None
             admin_tokens = await session_service.issue_tokens(
                 session, admin, uuid.uuid4(), codec, settings
@@ -70,6 +76,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
             user_tokens = await session_service.issue_tokens(
                 session, user, uuid.uuid4(), codec, settings
             )
+        mail = await deliver_demo_mail(settings, factory, demo_event) if demo_event else None
     finally:
         await engine.dispose()
     _print_logins()
@@ -85,6 +92,8 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     )
     print("\nPromocodes to try (plans: monthly, yearly): " + ", ".join(c[0] for c in DEMO_CODES))
     print(PROMOTION_TRY)
+    if mail:
+        print(notifier_try(mail))
     print(
         "\nPaste one into GraphiQL's Headers tab as "
         '{"Authorization": "Bearer <token>"} and run: query { viewer { user { email roles } } }'
