@@ -12,7 +12,9 @@ Cancelling uses the rules **of the versions that scheduled the emails**: an onbo
 scheduled by version 1 is withdrawn by version 1's cancel events, whatever later versions
 say. New emails are inserted with `ON CONFLICT DO NOTHING` on (event, client, notice,
 send_at), so one event never queues a notice twice. Steps due now (or in the past) make the
-job enqueue a dispatch at once, deduplicated per second, instead of waiting for the minute.
+job enqueue a dispatch at once instead of waiting for the minute. Not deduplicated: a
+dispatch that started before this transaction committed would not see its emails, and a
+dispatch that finds nothing due costs one statement.
 """
 
 from __future__ import annotations
@@ -183,9 +185,7 @@ async def handle_event(session: AsyncSession, event_id: uuid.UUID) -> Handled | 
     for row in inserted:
         metrics.scheduled(session, row.notice)
     if any(row.send_at <= now for row in inserted):
-        await outbox.enqueue_unique(
-            session, DISPATCH_ACTOR, dedupe_key=f"dispatch:{now.replace(microsecond=0).isoformat()}"
-        )
+        outbox.enqueue(session, DISPATCH_ACTOR)
     return Handled(scheduled=len(inserted), cancelled=cancelled)
 
 

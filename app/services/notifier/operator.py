@@ -9,7 +9,7 @@ cancel a scheduled one, dispatch now. Every action is audited and names who and 
 - Cancelling is for SCHEDULED emails only: a conditional update, so a cancel racing the
   dispatcher either wins (the email never goes) or finds it SENDING / SENT and says so.
 - With an idempotency key, a repeat of the same request returns the first email.
-All three enqueue a dispatch right away, deduplicated per second.
+All three enqueue a dispatch right away.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def _reason(reason: str) -> str:
 
 
 async def dispatch_now(session: AsyncSession) -> None:
-    """Enqueue the dispatcher now (at most one such job a second)."""
-    second = utcnow().replace(microsecond=0).isoformat()
-    await outbox.enqueue_unique(session, DISPATCH_ACTOR, dedupe_key=f"dispatch:{second}")
+    """Enqueue the dispatcher after this transaction (never deduplicated: a dispatch that
+    started before the commit would miss this transaction's emails)."""
+    outbox.enqueue(session, DISPATCH_ACTOR)
 
 
 async def _email(session: AsyncSession, email_id: uuid.UUID) -> QueuedEmail:
