@@ -8,6 +8,8 @@ its time budget is spent; several at once (workers, a manual run) share the queu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +40,21 @@ class DispatchTotals:
     failed: int = 0
     cancelled: int = 0
 
+    def add(
+        self, batch: dispatch.Batch, outcomes: list[dispatch.Outcome], max_attempts: int
+    ) -> None:
+        self.batches += 1
+        self.claimed += batch.claimed
+        self.cancelled += batch.cancelled
+        self.failed += batch.failed
+        for outcome in outcomes:
+            if outcome.error is None:
+                self.sent += 1
+            elif outcome.error.permanent or outcome.ready.attempt >= max_attempts:
+                self.failed += 1
+            else:
+                self.retried += 1
+
 
 def dispatch_config(settings: Settings) -> dispatch.DispatchConfig:
     return dispatch.DispatchConfig(
@@ -51,29 +68,34 @@ def dispatch_config(settings: Settings) -> dispatch.DispatchConfig:
     )
 
 
-async def dispatch_batch(
-    units: Units, backend: MailBackend, config: dispatch.DispatchConfig, totals: DispatchTotals
-) -> int:
-    """One batch: claim (and cancel what must not go), send, record. Returns the claimed."""
+async def _claim(units: Units, config: dispatch.DispatchConfig) -> dispatch.Batch:
     async with units() as session:
-        batch = await dispatch.claim(session, config, now=utcnow())
+        return await dispatch.claim(session, config, now=utcnow())
+
+
+async def _finish(
+    units: Units,
+    backend: MailBackend,
+    config: dispatch.DispatchConfig,
+    batch: dispatch.Batch,
+    totals: DispatchTotals,
+) -> None:
+    """Send a claimed batch and record what happened."""
     outcomes = await dispatch.deliver(backend, batch.ready)
     if outcomes:
         async with units() as session:
             await dispatch.record(
                 session, batch, outcomes, config, backend=backend.name, now=utcnow()
             )
-    totals.batches += 1
-    totals.claimed += batch.claimed
-    totals.cancelled += batch.cancelled
-    totals.failed += batch.failed
-    for outcome in outcomes:
-        if outcome.error is None:
-            totals.sent += 1
-        elif outcome.error.permanent or outcome.ready.attempt >= config.max_attempts:
-            totals.failed += 1
-        else:
-            totals.retried += 1
+    totals.add(batch, outcomes, config.max_attempts)
+
+
+async def dispatch_batch(
+    units: Units, backend: MailBackend, config: dispatch.DispatchConfig, totals: DispatchTotals
+) -> int:
+    """One batch: claim (and cancel what must not go), send, record. Returns the claimed."""
+    batch = await _claim(units, config)
+    await _finish(units, backend, config, batch, totals)
     return batch.claimed
 
 
@@ -84,13 +106,26 @@ async def dispatch_all(
     *,
     budget_seconds: float = DISPATCH_BUDGET_SECONDS,
 ) -> DispatchTotals:
-    """Batches until a batch comes back short or the budget is spent."""
+    """Batches until one comes back short or the budget is spent. The next batch is claimed
+    (and rendered) while the current one is being sent, so the database work and the
+    rendering overlap the SMTP round trips."""
     totals = DispatchTotals()
     deadline = time.monotonic() + budget_seconds
-    while time.monotonic() < deadline:
-        if await dispatch_batch(units, backend, config, totals) < config.batch_size:
-            break
-    return totals
+    claiming = asyncio.create_task(_claim(units, config))
+    try:
+        while True:
+            batch = await claiming
+            more = batch.claimed >= config.batch_size and time.monotonic() < deadline
+            if more:
+                claiming = asyncio.create_task(_claim(units, config))
+            await _finish(units, backend, config, batch, totals)
+            if not more:
+                return totals
+    finally:
+        if not claiming.done():  # a failure while sending: the claim in flight is not used
+            claiming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claiming
 
 
 @actor("notifier.handle_event")

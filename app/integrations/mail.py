@@ -47,11 +47,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -70,7 +71,7 @@ from email.policy import default as default_policy
 from email.utils import format_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 import aiosmtplib
@@ -110,6 +111,9 @@ class DeliveryError(Exception):
 class MailSession(Protocol):
     async def send(self, email: OutgoingEmail) -> None:
         """Deliver one message; raises DeliveryError."""
+
+    async def send_many(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryError | None]:
+        """Deliver each message in turn: None for a delivered one, else its error."""
 
 
 class MailBackend(Protocol):
@@ -172,8 +176,25 @@ class _UniqueAddressHeader(AddressHeader, BaseHeader):  # type: ignore[misc]
         return f"{self.name}: {value}{policy.linesep}"
 
 
+class _CachingRegistry(HeaderRegistry):
+    """The standard registry builds a new header class with `type()` on every lookup (every
+    header set or parsed): a third of a message's build time. The classes are stateless, so
+    one per header name is kept."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
 def _header_registry() -> HeaderRegistry:
-    registry = HeaderRegistry(default_class=_TextHeader)
+    registry = _CachingRegistry(default_class=_TextHeader)
     registry.map_to_type("subject", _UniqueTextHeader)
     for name in ("from", "to", "cc", "reply-to"):
         registry.map_to_type(name, _UniqueAddressHeader)
@@ -219,15 +240,25 @@ def _check_headers(email: OutgoingEmail) -> None:
         raise _malformed(email, "no recipients")
 
 
-def _address(email: OutgoingEmail, text: str) -> Address:
+@functools.lru_cache(maxsize=4096)
+def _parsed_address(text: str) -> Address | str:
+    """The one address in `text`, or why not (cached: the sender and a client's contacts
+    come back in every batch, and an Address is immutable)."""
     try:
         header = _POLICY.header_factory("to", text)
     except (ValueError, IndexError, HeaderParseError):
-        raise _malformed(email, f"{text!r} is not an email address") from None
+        return "is not an email address"
     addresses = header.addresses
     if header.defects or len(addresses) != 1 or not addresses[0].domain:
-        raise _malformed(email, f"{text!r} is not one email address")
+        return "is not one email address"
     return addresses[0]
+
+
+def _address(email: OutgoingEmail, text: str) -> Address:
+    parsed = _parsed_address(text)
+    if isinstance(parsed, str):
+        raise _malformed(email, f"{text!r} {parsed}")
+    return parsed
 
 
 def build_message(email: OutgoingEmail, *, date: datetime | None = None) -> EmailMessage:
@@ -400,6 +431,33 @@ def _credentials(parts: SplitResult) -> tuple[str | None, str | None]:
     return username, password
 
 
+_Built = tuple[OutgoingEmail, EmailMessage | None, DeliveryError | None]
+
+
+async def _build_each(emails: Sequence[OutgoingEmail], built: asyncio.Queue[_Built]) -> None:
+    for email in emails:
+        try:
+            item: _Built = (email, build_message(email), None)
+        except DeliveryError as exc:
+            item = (email, None, exc)
+        await built.put(item)
+
+
+async def send_each(
+    session: MailSession, emails: Sequence[OutgoingEmail]
+) -> list[DeliveryError | None]:
+    """`send_many` for sessions that send one at a time."""
+    results: list[DeliveryError | None] = []
+    for email in emails:
+        try:
+            await session.send(email)
+        except DeliveryError as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
+
+
 class _SmtpSession:
     def __init__(self, backend: SmtpBackend) -> None:
         self._backend = backend
@@ -418,8 +476,37 @@ class _SmtpSession:
         await self._quit()
 
     async def send(self, email: OutgoingEmail) -> None:
-        message = build_message(email)
-        sender, recipients = _envelope(email)
+        await self._send_built(email, build_message(email), _envelope(email))
+
+    async def send_many(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryError | None]:
+        """Send in order over the one connection, building each next message while the
+        server answers the current one (building a MIME message costs about as much CPU as
+        sending it: overlapping them nearly doubles a batch's rate)."""
+        built: asyncio.Queue[_Built] = asyncio.Queue(maxsize=1)
+        producer = asyncio.create_task(_build_each(emails, built))
+        results: list[DeliveryError | None] = []
+        try:
+            for _ in emails:
+                email, message, error = await built.get()
+                if message is None:
+                    results.append(error)
+                    continue
+                try:
+                    await self._send_built(email, message, _envelope(email))
+                except DeliveryError as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+        return results
+
+    async def _send_built(
+        self, email: OutgoingEmail, message: EmailMessage, envelope: tuple[str, list[str]]
+    ) -> None:
+        sender, recipients = envelope
         async with self._lock:
             try:
                 client = await self._connected()
@@ -505,6 +592,9 @@ class FileBackend:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[MailSession]:
         yield self
+
+    async def send_many(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryError | None]:
+        return await send_each(self, emails)
 
     async def send(self, email: OutgoingEmail) -> None:
         sent_at = datetime.now(UTC)

@@ -455,20 +455,15 @@ async def _fail_unrendered(
 
 
 async def deliver(backend: MailBackend, ready: Sequence[Ready]) -> list[Outcome]:
-    """Send each email over one backend session; never raises for one email's failure."""
-    outcomes: list[Outcome] = []
+    """Send the batch over one backend session; never raises for one email's failure."""
     if not ready:
-        return outcomes
+        return []
     async with backend.session() as mail:
-        for item in ready:
-            try:
-                await mail.send(item.message)
-            except DeliveryError as exc:
-                metrics.delivery_error(backend.name, exc.permanent, exc.code)
-                outcomes.append(Outcome(item, exc))
-            else:
-                outcomes.append(Outcome(item))
-    return outcomes
+        errors = await mail.send_many([item.message for item in ready])
+    for error in errors:
+        if error is not None:
+            metrics.delivery_error(backend.name, error.permanent, error.code)
+    return [Outcome(item, error) for item, error in zip(ready, errors, strict=True)]
 
 
 async def record(
