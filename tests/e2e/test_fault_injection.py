@@ -526,8 +526,11 @@ def test_orders_survive_killed_processes_a_redis_restart_and_double_delivery(
     assert snapshot["unsent"] == [(0,)]
     assert snapshot["unfinished"] == [(0,)], "a message the broker lost was never redelivered"
     assert swept > 0, "orders recorded while Redis was down must have been swept"
-    if chaos.lost_in_redis:
-        assert redelivered > 0, "the messages Redis lost must have been published again"
+    # Whether the restart lost anything can't be told from outside: a message counted in the
+    # queue just before the restart may be consumed (prefetched) before Redis goes down. So
+    # `redelivered` is reported, not asserted; `unfinished` above is the check that nothing
+    # was lost, and test_a_job_queued_in_redis_survives_a_redis_restart proves the
+    # redelivery path itself with no worker running.
     # Orders are processed in batches (one job per up to 100 users with pending orders), so
     # the duplicates follow the jobs (a few hundred), not the orders; a worker killed -9 loses
     # its buffered log lines, so the count seen is a lower bound: it must not be zero.
