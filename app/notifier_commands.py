@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.integrations.mail import mail_backend
@@ -27,6 +28,15 @@ async def ensure_catalog(session_factory: SessionFactory, *, force: bool = False
             kept=report.kept,
         )
     return report
+
+
+async def ensure_catalog_on_start(session_factory: SessionFactory) -> None:
+    """The start's load: a database not migrated yet (or a broken file) is logged, not fatal
+    — the API serves everything else, and `engage migrate` loads the catalog afterwards."""
+    try:
+        await ensure_catalog(session_factory)
+    except (DBAPIError, CatalogError) as exc:
+        log.warning("notifier.catalog_not_loaded", error=str(exc).splitlines()[0][:300])
 
 
 async def load_command(settings: Settings, *, force: bool) -> int:

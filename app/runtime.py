@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import AccessTokenCodec
 from app.db import SessionFactory, create_engine, create_session_factory
-from app.notifier_commands import ensure_catalog
+from app.notifier_commands import ensure_catalog_on_start
 from app.outbox import OutboxRelay
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -79,7 +79,7 @@ class Runtime:
     async def start(self) -> None:
         """Load the notifier's catalog if it is new, then start what runs beside the API in
         this process (the embedded worker, scheduler)."""
-        await ensure_catalog(self.session_factory)
+        await ensure_catalog_on_start(self.session_factory)
         self.jobs.start()
 
     async def close(self) -> None:

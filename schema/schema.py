@@ -189,4 +189,3 @@ def _index_enum_outputs(graphql_schema: GraphQLSchema) -> None:
 
         patched = cast(Any, graphql_type)  # an instance attribute shadows the method
         patched.coerce_output_value = patched.serialize = coerce
-

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
 from app.models.notifier import ContractType
 from app.models.notifier import CorpClient as CorpClientRow
+from app.services.notifier import reading
 from schema.base import Money
+from schema.context import Context
 
 
 @strawberry.type(description="A corporate client the notifier writes to.")
@@ -24,6 +29,11 @@ class CorpClient:
     activated_at: datetime | None = strawberry.field(description="The contract's activation.")
     first_ride_at: datetime | None
     last_payment_at: datetime | None
+    row_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The notices the client unsubscribed from.")
+    async def unsubscribed_notices(self, info: Info[Context, Any]) -> list[str]:
+        return await reading.unsubscribed_notices(info.context.session, self.row_id)
 
     @classmethod
     def from_model(cls, row: CorpClientRow) -> CorpClient:
@@ -41,4 +51,5 @@ class CorpClient:
             activated_at=row.activated_at,
             first_ride_at=row.first_ride_at,
             last_payment_at=row.last_payment_at,
+            row_id=row.id,
         )

@@ -75,6 +75,7 @@ PREFERENCE = """
 mutation Pref($input: CorpPreferenceSetInput!) {
   corpPreferenceSet(input: $input) { unsubscribedNotices errors { code field message } }
 }"""
+CLIENT = "query C($id: String!) { corpClient(clientId: $id) { clientId unsubscribedNotices } }"
 TREE = """
 query Tree($id: ID!) {
   node(id: $id) { ... on CorpEmail { id status resends { id origin reason requestedBy }
@@ -384,6 +385,9 @@ async def test_preferences_refuse_critical_notices(
         "corpPreferenceSet",
     )
     assert done == {"unsubscribedNotices": ["ActivateClientNotice"], "errors": []}
+    seen = await _data(client, CLIENT, {"id": corp.external_id}, token, "corpClient")
+    assert seen == {"clientId": corp.external_id, "unsubscribedNotices": ["ActivateClientNotice"]}
+    assert await _data(client, CLIENT, {"id": "nobody"}, token, "corpClient") is None
     back = base | {"notice": "ActivateClientNotice", "unsubscribed": False}
     done = await _data(client, PREFERENCE, {"input": back}, token, "corpPreferenceSet")
     assert done == {"unsubscribedNotices": [], "errors": []}
