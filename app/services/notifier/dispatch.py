@@ -36,32 +36,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.integrations.mail import DeliveryError, MailBackend, OutgoingEmail
-from app.lean import DIALECTS, HotStatement, one_of
 from app.models.notifier import (
     AttemptOutcome,
     CancelReason,
-    CorpClient,
-    CorpEvent,
     CorpEventType,
-    DeliveryAttempt,
-    EmailStatus,
-    Notice,
-    NoticePreference,
-    NoticeTemplate,
-    NoticeThrottle,
-    QueuedEmail,
 )
 from app.services.notifier import conditions, events, metrics, templates
+from app.services.notifier import queue_statements as sql
 from app.services.notifier.clients import client_view, template_client
-from app.services.notifier.handling import CLIENT_COLUMNS, rules_by_version
+from app.services.notifier.handling import rules_by_version
 from app.services.notifier.rules import Rule
 
-SCHEDULED, SENDING = EmailStatus.SCHEDULED, EmailStatus.SENDING
 _ERROR_LIMIT = 1000
 
 
@@ -121,172 +109,6 @@ class Batch:
     failed: int = 0  # failed before sending (a template that does not render)
 
 
-def _claim_statement() -> HotStatement:
-    now = bindparam("now", type_=QueuedEmail.due_at.type)
-    due = (
-        select(QueuedEmail.id)
-        .where(
-            or_(
-                and_(QueuedEmail.status == SCHEDULED, QueuedEmail.due_at <= now),
-                and_(QueuedEmail.status == SENDING, QueuedEmail.lease_until < now),
-            )
-        )
-        .order_by(QueuedEmail.due_at)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return HotStatement(
-        update(QueuedEmail)
-        .where(QueuedEmail.id.in_(due))
-        .values(
-            status=SENDING,
-            claim_token=bindparam("b_token", type_=QueuedEmail.claim_token.type),
-            lease_until=bindparam("b_lease", type_=QueuedEmail.lease_until.type),
-            attempts=QueuedEmail.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
-            QueuedEmail.id,
-            QueuedEmail.event_id,
-            QueuedEmail.client_id,
-            QueuedEmail.notice,
-            QueuedEmail.rule_version_id,
-            QueuedEmail.recipients,
-            QueuedEmail.locale,
-            QueuedEmail.send_at,
-            QueuedEmail.expires_at,
-            QueuedEmail.attempts,
-        )
-    )
-
-
-_CLAIM = _claim_statement()
-_CLIENTS = {
-    d: HotStatement(select(*CLIENT_COLUMNS).where(one_of(CorpClient.id, "ids", d)))
-    for d in DIALECTS
-}
-_EVENTS = {
-    d: HotStatement(
-        select(CorpEvent.id, CorpEvent.type, CorpEvent.payload).where(
-            one_of(CorpEvent.id, "ids", d)
-        )
-    )
-    for d in DIALECTS
-}
-_NOTICES = HotStatement(select(Notice.key, Notice.critical))
-_UNSUBSCRIBED = {
-    d: HotStatement(
-        select(NoticePreference.client_id, NoticePreference.notice).where(
-            one_of(NoticePreference.client_id, "ids", d), NoticePreference.unsubscribed.is_(True)
-        )
-    )
-    for d in DIALECTS
-}
-
-
-def _templates_statement(dialect: str) -> HotStatement:
-    newer = NoticeTemplate.__table__.alias("newer")
-    latest = (
-        select(func.max(newer.c.version))
-        .where(newer.c.notice == NoticeTemplate.notice, newer.c.locale == NoticeTemplate.locale)
-        .scalar_subquery()
-    )
-    return HotStatement(
-        select(
-            NoticeTemplate.notice,
-            NoticeTemplate.locale,
-            NoticeTemplate.version,
-            NoticeTemplate.subject,
-            NoticeTemplate.text_body,
-            NoticeTemplate.html_body,
-        ).where(one_of(NoticeTemplate.notice, "notices", dialect), NoticeTemplate.version == latest)
-    )
-
-
-_TEMPLATES = {d: _templates_statement(d) for d in DIALECTS}
-
-
-def _throttle_statement(insert_: Any) -> HotStatement:
-    statement = insert_(NoticeThrottle).values(
-        client_id=bindparam("client_id"),
-        notice=bindparam("notice"),
-        window_start=bindparam("window_start", type_=NoticeThrottle.window_start.type),
-        used=1,
-    )
-    return HotStatement(
-        statement.on_conflict_do_update(
-            index_elements=["client_id", "notice", "window_start"],
-            set_={"used": NoticeThrottle.used + 1},
-            where=NoticeThrottle.used < bindparam("max"),
-        ).returning(NoticeThrottle.used)
-    )
-
-
-_TAKE_SLOT = {
-    "postgresql": _throttle_statement(postgresql.insert),
-    "sqlite": _throttle_statement(sqlite.insert),
-}
-_GIVE_SLOT = HotStatement(
-    update(NoticeThrottle)
-    .where(
-        NoticeThrottle.client_id == bindparam("b_client_id", type_=NoticeThrottle.client_id.type),
-        NoticeThrottle.notice == bindparam("b_notice", type_=NoticeThrottle.notice.type),
-        NoticeThrottle.window_start
-        == bindparam("b_window_start", type_=NoticeThrottle.window_start.type),
-        NoticeThrottle.used > 0,
-    )
-    .values(used=NoticeThrottle.used - 1)
-)
-
-
-def _mark(**values: Any) -> HotStatement:
-    return HotStatement(
-        update(QueuedEmail)
-        .where(
-            QueuedEmail.id == bindparam("email_id"),
-            QueuedEmail.claim_token == bindparam("token"),
-            QueuedEmail.status == SENDING,
-        )
-        .values(
-            **values,
-            claim_token=None,
-            lease_until=None,
-            updated_at=bindparam("b_now", type_=QueuedEmail.updated_at.type),
-        )
-    )
-
-
-_MARK_CANCELLED = _mark(
-    status=EmailStatus.CANCELLED,
-    cancel_reason=bindparam("b_reason", type_=QueuedEmail.cancel_reason.type),
-)
-_MARK_SENT = _mark(
-    status=EmailStatus.SENT,
-    sent_at=bindparam("b_now", type_=QueuedEmail.sent_at.type),
-    last_error=None,
-    template_version=bindparam("b_version"),
-    subject=bindparam("b_subject", type_=QueuedEmail.subject.type),
-)
-_MARK_RETRY = _mark(
-    status=SCHEDULED,
-    due_at=bindparam("b_due", type_=QueuedEmail.due_at.type),
-    last_error=bindparam("b_error", type_=QueuedEmail.last_error.type),
-)
-_MARK_FAILED = _mark(
-    status=EmailStatus.FAILED,
-    last_error=bindparam("b_error", type_=QueuedEmail.last_error.type),
-)
-_ATTEMPT = HotStatement(
-    insert(DeliveryAttempt).values(
-        {
-            name: bindparam(name, type_=DeliveryAttempt.__table__.c[name].type)
-            for name in ("id", "email_id", "attempt", "outcome", "error", "backend", "at")
-        }
-    )
-)
-
-
 def window_start(now: datetime, period: timedelta) -> datetime:
     """The fixed throttle window `now` falls in (windows are aligned to the epoch)."""
     seconds = int(period.total_seconds())
@@ -302,7 +124,7 @@ def backoff(config: DispatchConfig, attempts: int) -> timedelta:
 async def claim(session: AsyncSession, config: DispatchConfig, *, now: datetime) -> Batch:
     """Claim a batch of due emails, cancel what must not go, render the rest."""
     token = secrets.token_hex(16)
-    rows = await _CLAIM.rows(
+    rows = await sql.CLAIM.rows(
         session, now=now, limit=config.batch_size, b_token=token, b_lease=now + config.lease
     )
     batch = Batch(token=token, claimed=len(rows), ready=[])
@@ -325,7 +147,7 @@ async def claim(session: AsyncSession, config: DispatchConfig, *, now: datetime)
             batch.failed += 1
             continue
         batch.ready.append(ready)
-    await _MARK_CANCELLED.execute_many(session, cancels)
+    await sql.MARK_CANCELLED.execute_many(session, cancels)
     batch.cancelled = len(cancels)
     return batch
 
@@ -349,20 +171,20 @@ class _Context:
         event_ids = list({row.event_id for row in rows if row.event_id is not None})
         version_ids = [row.rule_version_id for row in rows if row.rule_version_id is not None]
         notices = list({row.notice for row in rows})
-        clients = await _CLIENTS[dialect].rows(session, ids=client_ids)
-        event_rows = await _EVENTS[dialect].rows(session, ids=event_ids) if event_ids else []
+        clients = await sql.CLIENTS[dialect].rows(session, ids=client_ids)
+        event_rows = await sql.EVENTS[dialect].rows(session, ids=event_ids) if event_ids else []
         return cls(
             clients={client.id: client for client in clients},
             payloads={e.id: events.loaded(CorpEventType(e.type), e.payload) for e in event_rows},
-            critical={n.key: n.critical for n in await _NOTICES.rows(session)},
+            critical={n.key: n.critical for n in await sql.NOTICES.rows(session)},
             unsubscribed={
                 (p.client_id, p.notice)
-                for p in await _UNSUBSCRIBED[dialect].rows(session, ids=client_ids)
+                for p in await sql.UNSUBSCRIBED[dialect].rows(session, ids=client_ids)
             },
             rules=await rules_by_version(session, version_ids) if version_ids else {},
             templates={
                 (t.notice, t.locale): t
-                for t in await _TEMPLATES[dialect].rows(session, notices=notices)
+                for t in await sql.TEMPLATES[dialect].rows(session, notices=notices)
             },
         )
 
@@ -392,7 +214,7 @@ def _slot(row: Any, context: _Context, now: datetime) -> Slot | None:
 
 async def _take_slot(session: AsyncSession, slot: Slot) -> bool:
     dialect = session.get_bind().dialect.name
-    used = await _TAKE_SLOT[dialect].scalar(session, **slot.key(), max=slot.max)
+    used = await sql.TAKE_SLOT[dialect].scalar(session, **slot.key(), max=slot.max)
     return used is not None
 
 
@@ -438,10 +260,10 @@ def _render(row: Any, context: _Context, config: DispatchConfig, slot: Slot | No
 async def _fail_unrendered(
     session: AsyncSession, row: Any, token: str, error: str, now: datetime
 ) -> None:
-    await _MARK_FAILED.execute(
+    await sql.MARK_FAILED.execute(
         session, email_id=row.id, token=token, b_error=error[:_ERROR_LIMIT], b_now=now
     )
-    await _ATTEMPT.execute(
+    await sql.ATTEMPT.execute(
         session,
         id=uuid.uuid4(),
         email_id=row.id,
@@ -517,8 +339,8 @@ async def record(
                 "at": now,
             }
         )
-    await _MARK_SENT.execute_many(session, sent)
-    await _MARK_RETRY.execute_many(session, retried)
-    await _MARK_FAILED.execute_many(session, failed)
-    await _ATTEMPT.execute_many(session, attempts)
-    await _GIVE_SLOT.execute_many(session, slots)
+    await sql.MARK_SENT.execute_many(session, sent)
+    await sql.MARK_RETRY.execute_many(session, retried)
+    await sql.MARK_FAILED.execute_many(session, failed)
+    await sql.ATTEMPT.execute_many(session, attempts)
+    await sql.GIVE_SLOT.execute_many(session, slots)
