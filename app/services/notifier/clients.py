@@ -132,10 +132,6 @@ async def upsert_client(session: AsyncSession, data: ClientInput, *, actor: str)
     return client
 
 
-async def client_by_external_id(session: AsyncSession, client_id: str) -> CorpClient | None:
-    return await session.scalar(select(CorpClient).where(CorpClient.external_id == client_id))
-
-
 def client_view(client: Any) -> dict[str, Any]:
     """What conditions read (`client.<field>`): camelCase, from a row or a model."""
     return {

@@ -40,7 +40,8 @@ from app.services.notifier.rules import Rule, RuleError, parse_rule
 MAX_DEFINITION_BYTES = 16_384
 
 
-def _reason(reason: str) -> str:
+def check_reason(reason: str) -> str:
+    """An operator's reason for an edit or an action: 1-500 characters."""
     text = reason.strip()
     if not 1 <= len(text) <= 500:
         raise DomainError(Code.INVALID_REASON, "Say why, in 1-500 characters.", "reason")
@@ -80,7 +81,7 @@ async def save_rule(
     reason: str,
 ) -> tuple[NotifierRule, NotifierRuleVersion]:
     """Write `definition` as the rule's next version (or its first: a new rule)."""
-    why = _reason(reason)
+    why = check_reason(reason)
     if not RULE_KEY.match(key):
         raise DomainError(Code.INVALID_RULE, "A rule key is 1-64 of a-z, 0-9, - and _.", "key")
     rule_data = check_rule(definition, await notice_keys(session))
@@ -134,7 +135,7 @@ async def save_template(
     reason: str,
 ) -> NoticeTemplate:
     """Save a checked template as the notice's next version in `locale`."""
-    why = _reason(reason)
+    why = check_reason(reason)
     await _notice(session, notice)
     if locale not in LOCALES:
         raise DomainError(Code.INVALID_LOCALE, "The locale is ru or en.", "locale")

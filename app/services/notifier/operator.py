@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
@@ -32,8 +32,9 @@ from app.models.notifier import (
 )
 from app.services.errors import DomainError
 from app.services.idempotency import IdempotencyErrorCode, run_once
-from app.services.notifier import metrics
+from app.services.notifier import metrics, reading
 from app.services.notifier.codes import NotifierErrorCode as Code
+from app.services.notifier.editing import check_reason
 from app.services.notifier.handling import DISPATCH_ACTOR
 
 RESENDABLE = (EmailStatus.SENT, EmailStatus.FAILED)
@@ -41,13 +42,6 @@ RESENDABLE = (EmailStatus.SENT, EmailStatus.FAILED)
 
 def _code(code: IdempotencyErrorCode) -> Code:
     return Code(code.value)
-
-
-def _reason(reason: str) -> str:
-    text = reason.strip()
-    if not 1 <= len(text) <= 500:
-        raise DomainError(Code.INVALID_REASON, "Say why, in 1-500 characters.", "reason")
-    return text
 
 
 async def dispatch_now(session: AsyncSession) -> None:
@@ -103,7 +97,7 @@ async def send_notice(
     reason: str,
     idempotency_key: str | None = None,
 ) -> QueuedEmail:
-    why = _reason(reason)
+    why = check_reason(reason)
     notice = await session.get(Notice, notice_key) if len(notice_key) <= 64 else None
     if notice is None:
         raise DomainError(Code.UNKNOWN_NOTICE, "No notice has this name.", "notice")
@@ -139,7 +133,7 @@ async def resend(
     reason: str,
     idempotency_key: str | None = None,
 ) -> QueuedEmail:
-    why = _reason(reason)
+    why = check_reason(reason)
     original = await _email(session, email_id)
     if original.status not in RESENDABLE:
         raise DomainError(
@@ -184,7 +178,7 @@ async def resend(
 async def cancel(
     session: AsyncSession, email_id: uuid.UUID, *, actor: str, reason: str
 ) -> QueuedEmail:
-    why = _reason(reason)
+    why = check_reason(reason)
     email = await _email(session, email_id)
     cancelled = await session.scalar(
         update(QueuedEmail)
@@ -208,7 +202,7 @@ async def cancel(
 
 
 async def client_by_key(session: AsyncSession, client_id: str) -> CorpClient:
-    found = await session.scalar(select(CorpClient).where(CorpClient.external_id == client_id))
+    found = await reading.client_by_external_id(session, client_id)
     if found is None:
         raise DomainError(Code.UNKNOWN_CLIENT, "No client has this id.", "clientId")
     return found

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,6 +89,11 @@ def _first(column: Any) -> Any:
     return case((or_(column.is_(None), column > _at()), _at()), else_=column)
 
 
+def _latest(column: Any) -> Any:
+    """The latest of the stored time and this event's."""
+    return case((column > _at(), column), else_=_at())
+
+
 def _balance(*, paid: bool = False) -> HotStatement:
     newer = or_(CorpClient.balance_as_of.is_(None), CorpClient.balance_as_of <= _at())
     values: dict[str, Any] = {
@@ -99,29 +104,16 @@ def _balance(*, paid: bool = False) -> HotStatement:
         "balance_as_of": case((newer, _at()), else_=CorpClient.balance_as_of),
     }
     if paid:
-        values["last_payment_at"] = func.coalesce(
-            case((CorpClient.last_payment_at > _at(), CorpClient.last_payment_at), else_=_at()),
-            _at(),
-        )
+        values["last_payment_at"] = _latest(CorpClient.last_payment_at)
     return _client_update(**values)
 
 
 _SET_BALANCE = _balance()
 _SET_PAYMENT = _balance(paid=True)
-_SET_PAYMENT_ONLY = _client_update(
-    last_payment_at=func.coalesce(
-        case((CorpClient.last_payment_at > _at(), CorpClient.last_payment_at), else_=_at()),
-        _at(),
-    )
-)
+_SET_PAYMENT_ONLY = _client_update(last_payment_at=_latest(CorpClient.last_payment_at))
 _SET_ACTIVATED = _client_update(activated_at=_first(CorpClient.activated_at))
 _SET_FIRST_RIDE = _client_update(first_ride_at=_first(CorpClient.first_ride_at))
-_SET_LIMIT = _client_update(
-    limit_reached_at=func.coalesce(
-        case((CorpClient.limit_reached_at > _at(), CorpClient.limit_reached_at), else_=_at()),
-        _at(),
-    )
-)
+_SET_LIMIT = _client_update(limit_reached_at=_latest(CorpClient.limit_reached_at))
 
 
 @dataclass(frozen=True, slots=True)
