@@ -28,6 +28,7 @@ DOMAINS: tuple[str, ...] = (
     "promocodes",
     "promotions",
     "notifier",
+    "family",
     "operations",
 )
 

@@ -7,6 +7,7 @@ The defaults are the embedded mode: a SQLite file, no Redis, GraphiQL on. Settin
 from __future__ import annotations
 
 import ipaddress
+import uuid
 import os
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -149,6 +150,32 @@ class Settings(BaseSettings):
     # A claimed email not marked within this time (its dispatcher died) is claimed again.
     notifier_lease_seconds: int = Field(default=300, ge=10, le=86_400)
 
+    # Family accounts (docs/family.md). Without PASSPORT_URL (the embedded default) the
+    # migration to passport is off and the API says so.
+    passport_url: str | None = None  # e.g. http://127.0.0.1:8765
+    passport_token: str = ""  # sent as "Authorization: Bearer <token>"
+    passport_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    passport_retries: int = Field(default=2, ge=0, le=10)  # extra tries of idempotent calls
+    passport_retry_base_seconds: float = Field(default=0.1, ge=0, le=30)
+    # Consecutive failures that open the circuit, and how long it stays open.
+    passport_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    passport_breaker_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # How long a ride's hold on a member's limit lives unless charged or released.
+    family_hold_ttl_seconds: int = Field(default=3 * 3600, ge=60, le=7 * 86_400)
+    # The rollout: families whose stable hash falls below the percentage, plus the families
+    # or owners (UUIDs, comma-separated) on the allow-list.
+    family_migration_percent: int = Field(default=0, ge=0, le=100)
+    family_migration_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
+    family_migration_max_attempts: int = Field(default=5, ge=1, le=50)
+    family_migration_retry_base_seconds: int = Field(default=30, ge=1, le=86_400)
+    family_migration_retry_max_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    # A FAILED migration is scheduled again by the owner's next app start after this.
+    family_migration_cooldown_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    family_migration_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # The "your family moved" screens the in-app notifications open.
+    family_moved_owner_link: str = "engage://family/moved?role=owner"
+    family_moved_member_link: str = "engage://family/moved?role=member"
+
     # Logging
     # The cyclic GC of `engage serve` and `engage worker` processes (app/interpreter.py,
     # docs/benchmarks.md): the start-up heap (modules, the schema, the pools) is frozen out
@@ -190,6 +217,10 @@ class Settings(BaseSettings):
         return self.jobs_run_in_process
 
     @property
+    def passport_configured(self) -> bool:
+        return bool(self.passport_url)
+
+    @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else not self.is_production
 
@@ -213,6 +244,23 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return tuple(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("family_migration_allowlist", mode="before")
+    @classmethod
+    def _split_family_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("family_migration_allowlist")
+    @classmethod
+    def _check_family_allowlist(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                uuid.UUID(entry)
+            except ValueError:
+                raise ValueError(f"not a UUID: {entry!r}") from None
+        return tuple(str(uuid.UUID(entry)) for entry in value)
 
     @field_validator("gc_thresholds", mode="before")
     @classmethod
