@@ -193,6 +193,13 @@ class HotStatement:
             raise LookupError(f"more than one row: {self.statement}")
         return rows[0] if rows else None
 
+    async def one(self, session: AsyncSession, **params: Any) -> Any:
+        """The statement's only row (an aggregate, say); LookupError if there is none."""
+        row = await self.one_or_none(session, **params)
+        if row is None:
+            raise LookupError(f"no row: {self.statement}")
+        return row
+
     async def scalar(self, session: AsyncSession, **params: Any) -> Any:
         row = await self.one_or_none(session, **params)
         return None if row is None else row[0]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import AccessTokenCodec
 from app.db import SessionFactory, create_engine, create_session_factory
+from app.integrations.passport.client import PassportClient, passport_client
 from app.notifier_commands import ensure_catalog_on_start
 from app.outbox import OutboxRelay
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
@@ -37,6 +38,7 @@ class Runtime:
     relay: OutboxRelay
     jobs: InProcessJobs
     pubsub: PubSub
+    passport: PassportClient | None = None  # None: no PASSPORT_URL, migration is off
 
     @classmethod
     def build(
@@ -74,6 +76,7 @@ class Runtime:
             relay=relay,
             jobs=InProcessJobs(settings, broker, session_factory, relay, redis),
             pubsub=pubsub,
+            passport=passport_client(settings),
         )
 
     async def start(self) -> None:
@@ -84,6 +87,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        if self.passport is not None:
+            await self.passport.aclose()
         await self.relay.close()
         await self.pubsub.close()
         await self.engine.dispose()

@@ -7,8 +7,8 @@ The defaults are the embedded mode: a SQLite file, no Redis, GraphiQL on. Settin
 from __future__ import annotations
 
 import ipaddress
-import uuid
 import os
+import uuid
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -110,6 +110,7 @@ class Settings(BaseSettings):
             "promotions.expire": "* * * * *",
             "promotions.remind": "*/5 * * * *",
             "notifier.dispatch_due": "* * * * *",
+            "family.expire_holds": "*/5 * * * *",
         }
     )
     scheduler_in_process: bool | None = None

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import uow
 from app.db import SessionFactory, create_engine, create_session_factory
+from app.integrations.passport.client import PassportClient, passport_client
 from app.outbox import OutboxRelay, Publish
 from app.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from app.redis_pool import connect_redis
@@ -39,6 +40,7 @@ class JobRuntime:
     relay: OutboxRelay
     pubsub: PubSub
     redis: Redis | None = None  # the pub/sub's client, owned by this loop's runtime
+    passport: PassportClient | None = None  # this loop's passport client (None: not configured)
 
 
 @dataclass
@@ -79,7 +81,9 @@ def job_runtime() -> JobRuntime:
             factory, _config.publish, mark_sent_window=settings.outbox_mark_sent_window
         )
         pubsub, redis = _loop_pubsub(settings)
-        runtime = JobRuntime(settings, engine, factory, relay, pubsub, redis)
+        runtime = JobRuntime(
+            settings, engine, factory, relay, pubsub, redis, passport_client(settings)
+        )
         _runtimes[loop] = runtime
     return runtime
 
@@ -103,6 +107,8 @@ async def dispose_runtime() -> None:
     if runtime is not None:
         await runtime.relay.close()
         await runtime.engine.dispose()
+        if runtime.passport is not None:
+            await runtime.passport.aclose()
         if runtime.redis is not None:  # a shared MemoryPubSub belongs to the API
             await runtime.pubsub.close()
             await runtime.redis.aclose()

@@ -55,6 +55,7 @@ class PortalStatus(enum.StrEnum):
     LOCAL = "LOCAL"  # the family is not migrated yet
     LINKED = "LINKED"  # the member is in the passport family
     NO_PORTAL_ACCOUNT = "NO_PORTAL_ACCOUNT"  # passport knows no account of the member's phone
+    REFUSED = "REFUSED"  # passport wouldn't take them (in another passport family, or full)
 
 
 class LimitFrame(enum.StrEnum):

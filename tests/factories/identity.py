@@ -19,18 +19,22 @@ async def create_user(
     *,
     roles: tuple[Role, ...] = (Role.USER,),
     password: str = PASSWORD,
+    phone: str | None = None,
+    timezone: str | None = None,
 ) -> User:
     async with runtime.session_factory() as session, session.begin():
         user = await user_service.register(
             session,
             user_service.Registration(
                 email=email or f"user-{uuid.uuid4().hex[:8]}@example.com",
-                phone=None,
+                phone=phone,
                 password=password,
             ),
             runtime.settings,
         )
         user.roles = [role.value for role in roles]
+        if timezone is not None:
+            user.timezone = timezone
     return user
 
 

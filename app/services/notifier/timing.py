@@ -6,9 +6,8 @@ A step has up to three fields, applied in this order to the moment the event occ
 - `at` ("HH:MM"): at that local time of day — the same day if it is still ahead, else the
   next day (with `days`, on day N itself, even if that time has passed);
 - `delay_minutes`: then that many minutes later.
-No field: now. Decisions on DST: a local time that doesn't exist (the spring-forward gap) is
-sent at the first instant after the gap (02:30 → 03:00 where clocks jump 02:00 → 03:00); an
-ambiguous one (the autumn repeat) is its first occurrence.
+No field: now. DST: a local time in the spring-forward gap is sent at the first instant after
+the gap, an ambiguous one at its first occurrence (`app.services.local_time`).
 
 A time in the past (an event published late) is sent at once, never skipped: the expiry
 (`expires_after_hours`) is what withholds stale mail.
@@ -18,8 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.services.local_time import local_instant
 
 _AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 MAX_DAYS = 366
@@ -61,26 +62,6 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise TimingError(f"unknown timezone {name!r}") from exc
-
-
-def local_instant(day: date, clock: time, tz: ZoneInfo) -> datetime:
-    """`day` at `clock` in `tz`, as UTC; a time in a DST gap moves past the gap."""
-    naive = datetime.combine(day, clock)
-    instant = naive.replace(tzinfo=tz).astimezone(UTC)
-    if instant.astimezone(tz).replace(tzinfo=None) != naive:
-        return _gap_end(naive, tz)
-    return instant
-
-
-def _gap_end(naive: datetime, tz: ZoneInfo) -> datetime:
-    """The first existing local instant after `naive`, which lies in a gap (as UTC)."""
-    probe = naive
-    for _ in range(24 * 60):
-        probe += timedelta(minutes=1)
-        candidate = probe.replace(tzinfo=tz).astimezone(UTC)
-        if candidate.astimezone(tz).replace(tzinfo=None) == probe:
-            return candidate
-    raise TimingError(f"no local time after {naive} in {tz}")  # pragma: no cover
 
 
 def send_at(step: Timing, occurred_at: datetime, tz: ZoneInfo) -> datetime:

@@ -1,0 +1,1 @@
+"""Family accounts: GraphQL types, inputs, errors and loaders (see docs/family.md)."""
