@@ -108,6 +108,25 @@ ACCESS: dict[str, Access] = {
     "Query.auditLog": Access.ADMIN,
     "Mutation.jobRetry": Access.ADMIN,
     "Mutation.jobPing": Access.ADMIN,
+    # ---- family
+    "Query.familyMigrations": Access.ADMIN,
+    "Query.familyMigrationCounts": Access.ADMIN,
+    "Mutation.familyCreate": Access.USER,
+    "Mutation.familyDelete": Access.USER,
+    "Mutation.familyMemberAdd": Access.USER,
+    "Mutation.familyMemberRemove": Access.USER,
+    "Mutation.familyLeave": Access.USER,
+    "Mutation.familyMemberLimitSet": Access.USER,
+    "Mutation.familyPaymentMethodSet": Access.USER,
+    "Mutation.familyNotificationsMarkSeen": Access.USER,
+    "Mutation.familyRideCheck": Access.SERVICE,
+    "Mutation.familyRideCharge": Access.SERVICE,
+    "Mutation.familyRideRelease": Access.SERVICE,
+    "Mutation.paymentCardUpsert": Access.SERVICE,  # the card store
+    "Mutation.paymentCardRemove": Access.SERVICE,
+    "Mutation.familyPlusMultiSet": Access.ADMIN_OR_SERVICE,  # the subscription system, or an admin
+    "Mutation.familyMigrationBulk": Access.ADMIN,
+    "Mutation.familyMigrationStart": Access.ADMIN,
 }
 
 
@@ -136,6 +155,14 @@ class Outcome(enum.Enum):
     EMAIL_TAKEN = "the payload error EMAIL_TAKEN: registration does tell that an email is used"
     NO_PRE_OFFER = "the payload error NO_PRE_OFFER: the caller has no offer for that promotion"
     NOT_STARTED = "the payload error NOT_STARTED: the caller has no run of that promotion"
+    MEMBER_NOT_FOUND = (
+        "the payload error MEMBER_NOT_FOUND: the member id is not of the caller's own family"
+    )
+    CARD_NOT_FOUND = "the payload error CARD_NOT_FOUND: the card is not one of the caller's"
+    ALREADY_IN_FAMILY = (
+        "the payload error ALREADY_IN_FAMILY: adding a phone tells that its user is in a "
+        "family (one family each), as registration tells that an email is used"
+    )
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,7 @@ OWNED: dict[str, Owned] = {
             "PromocodeGrant": Outcome.NULL,
             "PromocodeAttempt": Outcome.NULL,
             "AuditLogEntry": Outcome.NULL,
+            "FamilyAccount": Outcome.NULL,
         },
     ),
     "Query.viewer": Owned(
@@ -181,10 +209,19 @@ OWNED: dict[str, Owned] = {
             "personal grant": Outcome.OWN_ONLY,
             "group grant": Outcome.OWN_ONLY,
             "PromotionRun": Outcome.OWN_ONLY,
+            "FamilyAccount": Outcome.OWN_ONLY,
+            "FamilyMember": Outcome.OWN_ONLY,
+            "PaymentCard": Outcome.OWN_ONLY,
+            "FamilyNotification": Outcome.OWN_ONLY,
         },
     ),
     "Query.launch": Owned(
-        Refers.CALLER, {"Achievement": Outcome.OWN_ONLY, "PromotionRun": Outcome.OWN_ONLY}
+        Refers.CALLER,
+        {
+            "Achievement": Outcome.OWN_ONLY,
+            "PromotionRun": Outcome.OWN_ONLY,
+            "FamilyAccount": Outcome.OWN_ONLY,
+        },
     ),
     "Mutation.register": Owned(Refers.SECRET, {"email": Outcome.EMAIL_TAKEN}),
     "Mutation.login": Owned(
@@ -227,6 +264,38 @@ OWNED: dict[str, Owned] = {
     "Mutation.promotionStart": Owned(Refers.IDS, {"PromotionRun": Outcome.NO_PRE_OFFER}),
     "Mutation.promotionReward": Owned(Refers.IDS, {"PromotionRun": Outcome.NOT_STARTED}),
     "Mutation.promotionRewardAccept": Owned(Refers.IDS, {"PromotionRun": Outcome.NOT_STARTED}),
+    # ---- family: a family the caller isn't in is NOT_FOUND; in the caller's own family
+    # ("… in own family": the attacker owns one), the victim's member and card are not found
+    "Mutation.familyCreate": Owned(
+        Refers.CALLER, why="creates the caller's own family; names nothing of anyone's"
+    ),
+    "Mutation.familyDelete": Owned(Refers.IDS, {"FamilyAccount": Outcome.NOT_FOUND}),
+    "Mutation.familyMemberAdd": Owned(
+        Refers.IDS,
+        {
+            "FamilyAccount": Outcome.NOT_FOUND,  # the attacker adds themselves to it
+            "FamilyMember in own family": Outcome.ALREADY_IN_FAMILY,  # the member's phone
+        },
+    ),
+    "Mutation.familyMemberRemove": Owned(
+        Refers.IDS,
+        {
+            "FamilyMember in own family": Outcome.MEMBER_NOT_FOUND,
+            "FamilyMember": Outcome.NOT_FOUND,  # last: its control removes the member
+        },
+    ),
+    "Mutation.familyLeave": Owned(Refers.IDS, {"FamilyAccount": Outcome.NOT_FOUND}),
+    "Mutation.familyMemberLimitSet": Owned(
+        Refers.IDS,
+        {"FamilyMember": Outcome.NOT_FOUND, "FamilyMember in own family": Outcome.MEMBER_NOT_FOUND},
+    ),
+    "Mutation.familyPaymentMethodSet": Owned(
+        Refers.IDS,
+        {"FamilyAccount": Outcome.NOT_FOUND, "PaymentCard in own family": Outcome.CARD_NOT_FOUND},
+    ),
+    "Mutation.familyNotificationsMarkSeen": Owned(
+        Refers.IDS, {"FamilyNotification": Outcome.IGNORED}
+    ),
 }
 """How each root field a user may call (ANYONE, SIGNED_IN, USER, and every Subscription
 field) refers to objects one user owns, and what another user gets for the victim's real

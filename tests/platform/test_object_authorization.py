@@ -4,9 +4,11 @@
 call a field can do with objects that belong to someone else. A victim gets real data from
 the factories (goals done and active, notifications, an achievement, the progress log, a
 wallet entry, a confirmed purchase with its idempotency key, personal and group promocode
-grants, a refresh token, a rejected attempt, an audit entry); an attacker, an ordinary
-USER with nothing of their own, then calls every field with the victim's real ids, codes
-and secrets. `OWNED` (tests/platform/access.py) declares, per root field a user may call,
+grants, a refresh token, a rejected attempt, an audit entry, a family with a limited member
+who rode on it, a shared card and the owner's limit notification); an attacker, an ordinary
+USER with nothing of their own but a phone, then calls every field with the victim's real
+ids, codes and secrets (where a try needs the attacker's own family, its case makes one
+first: `Case.setup`). `OWNED` (tests/platform/access.py) declares, per root field a user may call,
 how it refers to user-owned objects and what the attacker gets for each of the victim's
 objects (`Outcome`: null, NOT_FOUND, ignored, ...). Every try must:
 - answer exactly the declared outcome;
@@ -51,17 +53,21 @@ from sqlalchemy import select
 from strawberry.relay import to_base64
 
 from app.models.base import utcnow
+from app.models.family import FamilyAccount
+from app.models.family import FamilyNotification as FamilyNotificationRow
 from app.models.goals import GoalNotification, GoalProgressEntry, UserGoal
 from app.models.identity import AuditLog, Group, RefreshToken, Role, User, UserStatus
 from app.models.promocodes import AttemptOperation, Audience, Plan, Promocode, PromocodeAttempt
 from app.models.promocodes import Rejection as RejectionReason
 from app.models.wallet import WalletEntry
 from app.runtime import Runtime
+from app.services.family import accounts as family_accounts
 from app.services.goals.assignment import Assignment, assign_goal
 from app.services.identity import groups as group_service
 from app.services.identity import sessions as session_service
 from app.services.promocodes import purchases as purchase_service
 from app.services.promocodes.attempts import Caller, PromocodeRejected, record_attempt
+from tests.factories import family as families
 from tests.factories.goals import create_template, finish, record_and_process
 from tests.factories.identity import access_token, create_user, service_token
 from tests.factories.orders import order
@@ -112,6 +118,14 @@ class Victim:
     promotion: uuid.UUID  # a promotion the victim completed (shared; the run is theirs)
     promotion_key: str
     promotion_run: uuid.UUID
+    family: uuid.UUID  # the victim owns it
+    family_name: str
+    member: User  # the family's other member: limited, one ride charged on the family
+    member_token: str
+    family_member: uuid.UUID  # the member's FamilyMember id
+    family_order_id: str  # the member's family ride
+    card: str  # the victim's card, shared with the family
+    family_notifications: tuple[uuid.UUID, ...]  # the victim's: the member's LIMIT_80
 
     @property
     def email(self) -> str:
@@ -130,6 +144,7 @@ class Victim:
             "PromocodeGrant": gid("PromocodeGrant", self.personal_grant),
             "PromocodeAttempt": gid("PromocodeAttempt", self.attempt),
             "AuditLogEntry": gid("AuditLogEntry", self.audit_entry),
+            "FamilyAccount": gid("FamilyAccount", self.family),
         }
 
     def markers(self) -> dict[str, set[str]]:
@@ -160,7 +175,18 @@ class Victim:
             "order": {self.order_id},
             "refresh token": {self.refresh_token},
             "PromotionRun": {str(self.promotion_run), self.promotion_key},
+            "FamilyAccount": ids("FamilyAccount", (self.family,)) | {self.family_name},
+            "FamilyMember": ids("FamilyMember", (self.family_member,))
+            | ids("User", (self.member.id,))
+            | {self.member_phone, self.family_order_id},
+            "PaymentCard": {self.card},
+            "FamilyNotification": ids("FamilyNotification", self.family_notifications),
         }
+
+    @property
+    def member_phone(self) -> str:
+        assert self.member.phone is not None
+        return self.member.phone
 
     def all_markers(self) -> set[str]:
         return set().union(*self.markers().values())
@@ -224,6 +250,14 @@ async def create_victim(runtime: Runtime) -> Victim:
         )
 
     promotion = await completed_promotion(runtime, user.id)
+
+    family_name = f"victims-family-{uuid.uuid4().hex[:8]}"
+    family = await families.create_family(runtime, user, name=family_name)
+    member = await families.add_member(runtime, family, spec=families.limit(10_000))
+    card = await families.add_card(runtime, user)
+    await families.share_cards(runtime, family, [card])
+    family_ride = f"family-ride-{uuid.uuid4().hex[:8]}"
+    await families.charge(runtime, family, member, family_ride, 8_500)  # 85 %: LIMIT_80
     victim = Victim(
         user=user,
         token=await access_token(runtime, user),
@@ -249,9 +283,20 @@ async def create_victim(runtime: Runtime) -> Victim:
         promotion=promotion.id,
         promotion_key=promotion.key,
         promotion_run=(await run_of(runtime, user.id, promotion)).id,
+        family=family.id,
+        family_name=family_name,
+        member=member,
+        member_token=await access_token(runtime, member),
+        family_member=await families.member_id(runtime, family, member),
+        family_order_id=family_ride,
+        card=card,
+        family_notifications=await _ids(
+            runtime, FamilyNotificationRow.id, FamilyNotificationRow.user_id == user.id
+        ),
     )
     assert len(victim.notifications) == 3  # ASSIGNED twice, ACHIEVEMENT once
     assert victim.log_entries and victim.wallet_entries
+    assert len(victim.family_notifications) == 1  # the member's LIMIT_80, to the owner
     return victim
 
 
@@ -263,6 +308,7 @@ class World:
     attacker: User
     attacker_token: str
     admin_token: str
+    attacker_family: uuid.UUID | None = None  # made by the first try that needs one
 
     async def call(self, document: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
         return await gql(self.client, document, variables, token=token)
@@ -270,7 +316,7 @@ class World:
 
 async def create_world(runtime: Runtime, client: httpx.AsyncClient) -> World:
     victim = await create_victim(runtime)
-    attacker = await create_user(runtime)
+    attacker = await create_user(runtime, phone=families.next_phone())
     admin = await create_user(runtime, roles=(Role.USER, Role.ADMIN))
     return World(
         runtime,
@@ -300,6 +346,15 @@ query Viewer {
     promocodes { code description }
     purchases { edges { node { id status promocode buyer { id email } plan { id } } } }
     promotion { status progress { current total } promotion { key } rides { orderId } }
+    familyAccounts {
+      id name memberRole
+      members { id phone role limit { remaining { amountMinor } } limitHidden }
+      paymentMethods { id last4 } mainPaymentMethodId
+    }
+    paymentMethods {
+      card { id last4 } familyAccountId main limit { used { amountMinor } remaining { amountMinor } }
+    }
+    familyNotifications(unseenOnly: false) { id kind familyAccountId details seenAt }
   }
 }
 fragment Goal on UserGoal { id goalId status progress { current total } }
@@ -317,8 +372,19 @@ VIEWER_PARTS = {
     "personal grant": "promocodes",
     "group grant": "promocodes",
     "PromotionRun": "promotion",
+    "FamilyAccount": "familyAccounts",
+    "FamilyMember": "familyAccounts",
+    "PaymentCard": "paymentMethods",
+    "FamilyNotification": "familyNotifications",
 }
-LAUNCH = "query Launch { launch { personalGoals { hasUnseenAchievements } promotionBadge } }"
+LAUNCH = """
+query Launch {
+  launch {
+    personalGoals { hasUnseenAchievements }
+    promotionBadge
+    family { familyAccountId memberRole passportAccount }
+  }
+}"""
 REGISTER = """
 mutation Register($input: RegisterInput!) {
   register(input: $input) { user { id email } tokens { accessToken refreshToken } errors { code } }
@@ -360,6 +426,7 @@ mutation Buy($planId: ID!, $code: String, $key: String!) {
 Variables = Callable[[Victim], dict[str, Any]]
 Check = Callable[[World, dict[str, Any]], None]
 Control = Callable[[World], Awaitable[None]]
+Setup = Callable[[World], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -368,6 +435,9 @@ class Case:
     variables: Variables
     control: Control | None  # what the owner (or an admin) gets: proof the object is real
     expect: Check | None = None  # more about the attacker's answer than the outcome says
+    # The attacker's own objects the try needs, made before the rows are snapshot; the
+    # variables it returns replace the victim's (the attacker's own family's id).
+    setup: Setup | None = None
 
 
 def _payload(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -408,6 +478,8 @@ def _viewer_case(obj: str) -> Case:
         viewer = _payload(body, "viewer")
         assert viewer["user"]["id"] == gid("User", world.attacker.id)
         assert viewer["user"]["groups"] == []
+        assert viewer["familyAccounts"] == viewer["paymentMethods"] == [], viewer
+        assert viewer["familyNotifications"] == [], viewer
 
     return Case(VIEWER, lambda victim: {}, control, expect)
 
@@ -417,6 +489,11 @@ async def _launch_control(world: World) -> None:
     assert _payload(body, "launch") == {
         "personalGoals": {"hasUnseenAchievements": True},
         "promotionBadge": "REWARD_READY",
+        "family": {
+            "familyAccountId": gid("FamilyAccount", world.victim.family),
+            "memberRole": "OWNER",
+            "passportAccount": False,
+        },
     }
 
 
@@ -424,6 +501,7 @@ def _launch_expect(world: World, body: dict[str, Any]) -> None:
     assert _payload(body, "launch") == {
         "personalGoals": {"hasUnseenAchievements": False},
         "promotionBadge": None,
+        "family": None,
     }
 
 
@@ -547,6 +625,213 @@ def _promotion_case(document: str) -> Case:
     )
 
 
+# family
+
+FAMILY_DELETE = """
+mutation Delete($accountId: ID!) {
+  familyDelete(input: {accountId: $accountId}) { accountId errors { code field } }
+}"""
+FAMILY_LEAVE = """
+mutation Leave($accountId: ID!) {
+  familyLeave(input: {accountId: $accountId}) { accountId errors { code field } }
+}"""
+FAMILY_MEMBER_ADD = """
+mutation Add($accountId: ID!, $phone: String!) {
+  familyMemberAdd(input: {accountId: $accountId, phone: $phone}) {
+    account { id members { id phone } } member { id phone } errors { code field }
+  }
+}"""
+FAMILY_MEMBER_REMOVE = """
+mutation Remove($accountId: ID!, $memberId: ID!) {
+  familyMemberRemove(input: {accountId: $accountId, memberId: $memberId}) {
+    account { id members { id phone } } errors { code field }
+  }
+}"""
+FAMILY_LIMIT_SET = """
+mutation Limit($accountId: ID!, $memberId: ID!, $limit: FamilyLimitInput) {
+  familyMemberLimitSet(input: {accountId: $accountId, memberId: $memberId, limit: $limit}) {
+    account { id members { id limit { amount { amountMinor } } } } errors { code field }
+  }
+}"""
+FAMILY_CARDS_SET = """
+mutation Cards($accountId: ID!, $cardIds: [String!]!) {
+  familyPaymentMethodSet(input: {accountId: $accountId, cardIds: $cardIds}) {
+    account { id paymentMethods { id } mainPaymentMethodId } errors { code field }
+  }
+}"""
+FAMILY_MARK = """
+mutation Mark($ids: [ID!]!) {
+  familyNotificationsMarkSeen(input: {ids: $ids}) { marked errors { code field } }
+}"""
+FAMILY_NODE = """
+query Family($id: ID!) { node(id: $id) { id ... on FamilyAccount { members { id phone } } } }"""
+VICTIM_LIMIT = {"amountMinor": 10_000, "currency": "RUB", "frame": "MONTH"}
+
+
+def _account_gid(victim: Victim) -> str:
+    return gid("FamilyAccount", victim.family)
+
+
+def _member_gid(victim: Victim) -> str:
+    return gid("FamilyMember", victim.family_member)
+
+
+async def _own_family(world: World) -> dict[str, Any]:
+    """The attacker's own family (made once per world): the try names it as `accountId`."""
+    if world.attacker_family is None:
+        async with world.runtime.session_factory() as session, session.begin():
+            world.attacker_family = await family_accounts.create_family(
+                session, world.attacker.id, name="the attacker's", color="FF0000", now=utcnow()
+            )
+    return {"accountId": gid("FamilyAccount", world.attacker_family)}
+
+
+async def _family_delete_control(world: World) -> None:
+    variables = {"accountId": _account_gid(world.victim)}
+    body = await world.call(FAMILY_DELETE, variables, world.victim.token)
+    assert _payload(body, "familyDelete") == {**variables, "errors": []}, body
+    async with world.runtime.session_factory() as session:
+        assert await session.get(FamilyAccount, world.victim.family) is None
+
+
+async def _family_leave_control(world: World) -> None:
+    variables = {"accountId": _account_gid(world.victim)}
+    body = await world.call(FAMILY_LEAVE, variables, world.victim.member_token)
+    assert _payload(body, "familyLeave") == {**variables, "errors": []}, body
+
+
+async def _member_add_control(world: World) -> None:
+    newcomer = await families.person(world.runtime)
+    variables = {"accountId": _account_gid(world.victim), "phone": newcomer.phone}
+    body = await world.call(FAMILY_MEMBER_ADD, variables, world.victim.token)
+    payload = _payload(body, "familyMemberAdd")
+    assert payload["errors"] == [] and payload["member"]["phone"] == newcomer.phone, body
+
+
+async def _member_phone_control(world: World) -> None:
+    """The phone is the victim's member's: the owner adding it again is ALREADY_MEMBER."""
+    variables = {"accountId": _account_gid(world.victim), "phone": world.victim.member_phone}
+    body = await world.call(FAMILY_MEMBER_ADD, variables, world.victim.token)
+    assert _codes(_payload(body, "familyMemberAdd")) == ["ALREADY_MEMBER"], body
+
+
+async def _member_listed_control(world: World) -> None:
+    body = await world.call(FAMILY_NODE, {"id": _account_gid(world.victim)}, world.victim.token)
+    members = _payload(body, "node")["members"]
+    assert {"id": _member_gid(world.victim), "phone": world.victim.member_phone} in members, body
+
+
+async def _member_remove_control(world: World) -> None:
+    variables = {"accountId": _account_gid(world.victim), "memberId": _member_gid(world.victim)}
+    body = await world.call(FAMILY_MEMBER_REMOVE, variables, world.victim.token)
+    payload = _payload(body, "familyMemberRemove")
+    assert payload["errors"] == [], body
+    assert [m["id"] for m in payload["account"]["members"]] != [], body
+    assert _member_gid(world.victim) not in json.dumps(payload["account"]), body
+
+
+async def _limit_set_control(world: World) -> None:
+    victim = world.victim
+    variables = {
+        "accountId": _account_gid(victim),
+        "memberId": _member_gid(victim),
+        "limit": VICTIM_LIMIT,
+    }
+    body = await world.call(FAMILY_LIMIT_SET, variables, victim.token)
+    payload = _payload(body, "familyMemberLimitSet")
+    assert payload["errors"] == [], body
+    assert {"id": _member_gid(victim), "limit": {"amount": {"amountMinor": 10_000}}} in payload[
+        "account"
+    ]["members"], body
+
+
+async def _cards_set_control(world: World) -> None:
+    victim = world.victim
+    variables = {"accountId": _account_gid(victim), "cardIds": [victim.card]}
+    body = await world.call(FAMILY_CARDS_SET, variables, victim.token)
+    assert _payload(body, "familyPaymentMethodSet") == {
+        "account": {
+            "id": _account_gid(victim),
+            "paymentMethods": [{"id": victim.card}],
+            "mainPaymentMethodId": victim.card,
+        },
+        "errors": [],
+    }, body
+
+
+async def _family_notifications_control(world: World) -> None:
+    ids = [gid("FamilyNotification", n) for n in world.victim.family_notifications]
+    body = await world.call(FAMILY_MARK, {"ids": ids}, world.victim.token)
+    assert _payload(body, "familyNotificationsMarkSeen") == {"marked": 1, "errors": []}
+
+
+def _member_variables(victim: Victim) -> dict[str, Any]:
+    return {"accountId": _account_gid(victim), "memberId": _member_gid(victim)}
+
+
+def _limit_variables(victim: Victim) -> dict[str, Any]:
+    limit = {"amountMinor": 1, "currency": "RUB", "frame": "DAY"}
+    return _member_variables(victim) | {"limit": limit}
+
+
+FAMILY_CASES: dict[tuple[str, str], Case] = {
+    ("Mutation.familyDelete", "FamilyAccount"): Case(
+        FAMILY_DELETE, lambda v: {"accountId": _account_gid(v)}, _family_delete_control
+    ),
+    ("Mutation.familyLeave", "FamilyAccount"): Case(
+        FAMILY_LEAVE, lambda v: {"accountId": _account_gid(v)}, _family_leave_control
+    ),
+    # the attacker adds themselves (by their own phone) to the victim's family
+    ("Mutation.familyMemberAdd", "FamilyAccount"): Case(
+        FAMILY_MEMBER_ADD,
+        lambda v: {"accountId": _account_gid(v), "phone": "attacker's phone"},
+        _member_add_control,
+        setup=lambda world: _attacker_phone(world),
+    ),
+    # ... and the victim's member (by their phone) to their own
+    ("Mutation.familyMemberAdd", "FamilyMember in own family"): Case(
+        FAMILY_MEMBER_ADD,
+        lambda v: {"accountId": _account_gid(v), "phone": v.member_phone},
+        _member_phone_control,
+        setup=_own_family,
+    ),
+    ("Mutation.familyMemberRemove", "FamilyMember in own family"): Case(
+        FAMILY_MEMBER_REMOVE, _member_variables, _member_listed_control, setup=_own_family
+    ),
+    ("Mutation.familyMemberRemove", "FamilyMember"): Case(
+        FAMILY_MEMBER_REMOVE, _member_variables, _member_remove_control
+    ),
+    ("Mutation.familyMemberLimitSet", "FamilyMember"): Case(
+        FAMILY_LIMIT_SET, _limit_variables, _limit_set_control
+    ),
+    ("Mutation.familyMemberLimitSet", "FamilyMember in own family"): Case(
+        FAMILY_LIMIT_SET, _limit_variables, _limit_set_control, setup=_own_family
+    ),
+    ("Mutation.familyPaymentMethodSet", "FamilyAccount"): Case(
+        FAMILY_CARDS_SET,
+        lambda v: {"accountId": _account_gid(v), "cardIds": [v.card]},
+        _cards_set_control,
+    ),
+    # the attacker shares the victim's card with their own family
+    ("Mutation.familyPaymentMethodSet", "PaymentCard in own family"): Case(
+        FAMILY_CARDS_SET,
+        lambda v: {"accountId": _account_gid(v), "cardIds": [v.card]},
+        _cards_set_control,
+        setup=_own_family,
+    ),
+    ("Mutation.familyNotificationsMarkSeen", "FamilyNotification"): Case(
+        FAMILY_MARK,
+        lambda v: {"ids": [gid("FamilyNotification", n) for n in v.family_notifications]},
+        _family_notifications_control,
+    ),
+}
+
+
+async def _attacker_phone(world: World) -> dict[str, Any]:
+    assert world.attacker.phone is not None
+    return {"phone": world.attacker.phone}
+
+
 CASES: dict[tuple[str, str], Case] = {
     **{("Query.node", t): _node_case(t) for t in OWNED["Query.node"].tries},
     **{("Query.viewer", o): _viewer_case(o) for o in OWNED["Query.viewer"].tries},
@@ -591,6 +876,7 @@ CASES: dict[tuple[str, str], Case] = {
         ("Mutation.purchaseCreate", o): _purchase_case(o)
         for o in OWNED["Mutation.purchaseCreate"].tries
     },
+    **FAMILY_CASES,
 }
 
 
@@ -638,8 +924,11 @@ async def test_another_user_gets_nothing_of_the_victims(
     owned = OWNED[name]
     for obj, outcome in owned.tries.items():
         case = CASES[name, obj]
+        variables = case.variables(world.victim)
+        if case.setup is not None:
+            variables |= await case.setup(world)
         before = await table_rows(runtime)
-        body = await world.call(case.document, case.variables(world.victim), world.attacker_token)
+        body = await world.call(case.document, variables, world.attacker_token)
         _assert_outcome(name, obj, outcome, body)
         if case.expect is not None:
             case.expect(world, body)
@@ -731,6 +1020,9 @@ VICTIM_LEAVES: dict[str, Callable[[Victim], str]] = {
     "purchaseId": lambda v: gid("Purchase", v.purchase),
     "promocodeId": lambda v: gid("Promocode", v.personal_code.id),
     "orderId": lambda v: v.order_id,
+    "accountId": lambda v: gid("FamilyAccount", v.family),
+    "cardId": lambda v: v.card,  # the card store's id (a String)
+    "Mutation.familyMigrationBulk.input.after": lambda v: gid("FamilyAccount", v.family),
     "Query.promocode.id": lambda v: gid("Promocode", v.personal_code.id),
 }
 # Id-typed arguments of ADMIN and SERVICE fields that name nothing a user owns.
