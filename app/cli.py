@@ -1,5 +1,5 @@
 """`engage` command line: serve | worker | scheduler | migrate | export-schema | token | admin |
-notifier | demo."""
+notifier | family | passport-double | demo."""
 
 from __future__ import annotations
 
@@ -146,6 +146,33 @@ def _notifier_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return _run(dispatch_command, settings)
 
 
+def _family_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.family_commands import migrate_command
+    from jobs.registry import load_actor_modules
+
+    load_actor_modules()  # the batches enqueue family.migrate through the outbox
+    return _run(
+        lambda s: migrate_command(s, dry_run=args.dry_run, batch_size=args.batch_size), settings
+    )
+
+
+def _passport_double(args: argparse.Namespace, settings: Settings) -> int:
+    from app.integrations.passport.double import serve
+
+    print(
+        f"passport double on http://{args.host}:{args.port} (token {args.token!r}); "
+        f"set PASSPORT_URL=http://{args.host}:{args.port} PASSPORT_TOKEN={args.token}"
+    )
+    serve(
+        args.host,
+        args.port,
+        token=args.token,
+        auto_accounts=not args.registered_only,
+        without=tuple(args.without),
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo import load_demo
     from jobs.registry import load_actor_modules
@@ -204,6 +231,32 @@ def build_parser() -> argparse.ArgumentParser:
     notifier_load.set_defaults(handler=_notifier_load)
     notifier_dispatch = notifier.add_parser("dispatch", help="send the due emails now")
     notifier_dispatch.set_defaults(handler=_notifier_dispatch)
+
+    family = commands.add_parser("family", help="family accounts").add_subparsers(
+        dest="family_command", required=True
+    )
+    family_migrate = family.add_parser(
+        "migrate", help="schedule the eligible families' migration to passport (plan B)"
+    )
+    family_migrate.add_argument("--dry-run", action="store_true", help="count only")
+    family_migrate.add_argument("--batch-size", type=int, default=500)
+    family_migrate.set_defaults(handler=_family_migrate)
+
+    double = commands.add_parser(
+        "passport-double", help="run a local passport double (to try the migration)"
+    )
+    double.add_argument("--host", default="127.0.0.1")
+    double.add_argument("--port", type=int, default=8765)
+    double.add_argument("--token", default="passport-dev-token")
+    double.add_argument(
+        "--registered-only",
+        action="store_true",
+        help="only phones registered through POST /_double/accounts have accounts",
+    )
+    double.add_argument(
+        "--without", action="append", default=[], metavar="PHONE", help="a phone with no account"
+    )
+    double.set_defaults(handler=_passport_double)
 
     demo = commands.add_parser("demo", help="load demo data and print tokens to try")
     demo.add_argument("--once", action="store_true", help="do nothing if demo data exists")

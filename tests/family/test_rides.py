@@ -42,7 +42,9 @@ mutation($a: ID!, $order: String!) {
 NOTIFICATIONS = """
 query { viewer { familyNotifications { id kind details seenAt } } }"""
 MARK = """
-mutation($ids: [ID!]!) { familyNotificationsMarkSeen(input: {ids: $ids}) { marked errors { code } } }"""
+mutation($ids: [ID!]!) {
+  familyNotificationsMarkSeen(input: {ids: $ids}) { marked errors { code } }
+}"""
 
 
 def rub(amount: int, currency: str = "RUB") -> dict[str, Any]:
@@ -85,7 +87,11 @@ async def test_a_hold_reserves_the_limit_until_charged(
     charged = await _call(
         client, CHARGE, "familyRideCharge", svc, **who, order="o-1", amount=rub(650)
     )
-    assert charged == {"duplicate": False, "limit": {"charged": {"amountMinor": 650}, "remaining": {"amountMinor": 350}}, "errors": []}  # fmt: skip
+    assert charged == {
+        "duplicate": False,
+        "limit": {"charged": {"amountMinor": 650}, "remaining": {"amountMinor": 350}},
+        "errors": [],
+    }
     again = await _call(
         client, CHARGE, "familyRideCharge", svc, **who, order="o-1", amount=rub(650)
     )
@@ -167,10 +173,12 @@ async def test_an_expired_hold_counts_for_nothing(runtime: Runtime) -> None:
 
 @pytest.mark.parametrize(
     ("zone", "local_midnight_utc"),
-    [("Europe/Moscow", datetime(2026, 12, 1, 21, 0, tzinfo=UTC)),
-     ("America/New_York", datetime(2026, 12, 2, 5, 0, tzinfo=UTC)),
-     ("Asia/Tokyo", datetime(2026, 12, 1, 15, 0, tzinfo=UTC))],
-)  # fmt: skip
+    [
+        ("Europe/Moscow", datetime(2026, 12, 1, 21, 0, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 12, 2, 5, 0, tzinfo=UTC)),
+        ("Asia/Tokyo", datetime(2026, 12, 1, 15, 0, tzinfo=UTC)),
+    ],
+)
 async def test_a_day_frame_resets_at_the_owners_midnight(
     runtime: Runtime, zone: str, local_midnight_utc: datetime
 ) -> None:
@@ -249,7 +257,12 @@ async def test_users_and_strangers_get_no_ride_calls(
     who = {"a": gid(family), "u": str(kid.id), "amount": rub(10), "hold": {"orderId": "o-1"}}
     admin = await access_token(runtime, await create_user(runtime, roles=(Role.ADMIN,)))
     before = await row_counts(runtime)
-    for token, code in [(family.owner_token, "FORBIDDEN"), (await access_token(runtime, kid), "FORBIDDEN"), (admin, "FORBIDDEN"), (None, "UNAUTHENTICATED")]:  # fmt: skip
+    for token, code in [
+        (family.owner_token, "FORBIDDEN"),
+        (await access_token(runtime, kid), "FORBIDDEN"),
+        (admin, "FORBIDDEN"),
+        (None, "UNAUTHENTICATED"),
+    ]:
         body = await gql(client, CHECK, who, token=token)
         assert error_codes(body) == [code]
         body = await gql(
@@ -271,22 +284,92 @@ async def test_bad_ride_calls_are_typed_and_change_nothing(
     await f.charge(runtime, family, kid, "paid", 100)
     a, u = gid(family), str(kid.id)
     cases: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(-5)}, ("INVALID_AMOUNT", "amount.amountMinor")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(0)}, ("INVALID_AMOUNT", "amount.amountMinor")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(2_000_000_001)}, ("INVALID_AMOUNT", "amount.amountMinor")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(5, "ZZZ")}, ("INVALID_CURRENCY", "amount.currency")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(5, "USD")}, ("CURRENCY_MISMATCH", "amount.currency")),
-        (CHECK, "familyRideCheck", {"a": a, "u": str(stranger.id), "amount": rub(5)}, ("NOT_A_MEMBER", "userId")),
-        (CHECK, "familyRideCheck", {"a": "nonsense", "u": u, "amount": rub(5)}, ("NOT_FOUND", "accountId")),
-        (CHECK, "familyRideCheck", {"a": str(stranger.id), "u": u, "amount": rub(5)}, ("NOT_FOUND", "accountId")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": ""}}, ("INVALID_ORDER_ID", "hold.orderId")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": "x" * 65}}, ("INVALID_ORDER_ID", "hold.orderId")),
-        (CHECK, "familyRideCheck", {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": "o", "ttlSeconds": 5}}, ("INVALID_TTL", "hold.ttlSeconds")),
-        (CHARGE, "familyRideCharge", {"a": a, "u": u, "order": "paid", "amount": rub(101)}, ("ORDER_ID_REUSED", "orderId")),
-        (CHARGE, "familyRideCharge", {"a": a, "u": u, "order": "o-x", "amount": rub(-1)}, ("INVALID_AMOUNT", "amount.amountMinor")),
-        (CHARGE, "familyRideCharge", {"a": a, "u": str(stranger.id), "order": "o-y", "amount": rub(1)}, ("NOT_A_MEMBER", "userId")),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(-5)},
+            ("INVALID_AMOUNT", "amount.amountMinor"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(0)},
+            ("INVALID_AMOUNT", "amount.amountMinor"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(2_000_000_001)},
+            ("INVALID_AMOUNT", "amount.amountMinor"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(5, "ZZZ")},
+            ("INVALID_CURRENCY", "amount.currency"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(5, "USD")},
+            ("CURRENCY_MISMATCH", "amount.currency"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": str(stranger.id), "amount": rub(5)},
+            ("NOT_A_MEMBER", "userId"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": "nonsense", "u": u, "amount": rub(5)},
+            ("NOT_FOUND", "accountId"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": str(stranger.id), "u": u, "amount": rub(5)},
+            ("NOT_FOUND", "accountId"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": ""}},
+            ("INVALID_ORDER_ID", "hold.orderId"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": "x" * 65}},
+            ("INVALID_ORDER_ID", "hold.orderId"),
+        ),
+        (
+            CHECK,
+            "familyRideCheck",
+            {"a": a, "u": u, "amount": rub(5), "hold": {"orderId": "o", "ttlSeconds": 5}},
+            ("INVALID_TTL", "hold.ttlSeconds"),
+        ),
+        (
+            CHARGE,
+            "familyRideCharge",
+            {"a": a, "u": u, "order": "paid", "amount": rub(101)},
+            ("ORDER_ID_REUSED", "orderId"),
+        ),
+        (
+            CHARGE,
+            "familyRideCharge",
+            {"a": a, "u": u, "order": "o-x", "amount": rub(-1)},
+            ("INVALID_AMOUNT", "amount.amountMinor"),
+        ),
+        (
+            CHARGE,
+            "familyRideCharge",
+            {"a": a, "u": str(stranger.id), "order": "o-y", "amount": rub(1)},
+            ("NOT_A_MEMBER", "userId"),
+        ),
         (RELEASE, "familyRideRelease", {"a": a, "order": "unknown"}, ("HOLD_NOT_FOUND", "orderId")),
-    ]  # fmt: skip
+    ]
     before = await row_counts(runtime)
     for doc, root, variables, expected in cases:
         payload = await _call(client, doc, root, svc, **variables)

@@ -28,7 +28,9 @@ CHECK_STATEMENTS = 5
 CHARGE_STATEMENTS = 7
 
 
-async def _count(client: httpx.AsyncClient, runtime: Runtime, doc: str, variables: dict[str, Any], token: str) -> list[str]:  # fmt: skip
+async def _count(
+    client: httpx.AsyncClient, runtime: Runtime, doc: str, variables: dict[str, Any], token: str
+) -> list[str]:
     with counting_statements(runtime.engine) as statements:
         response = await client.post(
             "/graphql",

@@ -45,6 +45,7 @@ from app.runtime import Runtime
 from schema.schema import build_schema
 from tests.conftest import make_client
 from tests.conftest import test_settings as make_settings
+from tests.factories import family as families
 from tests.factories.goals import assign, create_template
 from tests.factories.identity import access_token, create_user, service_token
 from tests.factories.notifier import create_client as create_corp_client
@@ -250,6 +251,12 @@ async def _corp_email(runtime: Runtime, owner: User) -> str:
     return str(email.id)
 
 
+async def _family_account(runtime: Runtime, owner: User) -> str:
+    family = await families.create_family(runtime, owner)
+    await families.add_member(runtime, family)  # a member too: the owner is not alone in it
+    return str(family.id)
+
+
 @dataclass(frozen=True)
 class NodeCase:
     factory: Factory
@@ -274,6 +281,8 @@ NODE_TYPES: dict[str, NodeCase] = {
     "AuditLogEntry": NodeCase(_audit_entry, Seen.ADMIN),
     "Promotion": NodeCase(_promotion, Seen.ADMIN),
     "CorpEmail": NodeCase(_corp_email, Seen.ADMIN),
+    # its members see it too: test_a_family_member_sees_the_family
+    "FamilyAccount": NodeCase(_family_account, Seen.OWNER),
 }
 
 NODE = "query Node($id: ID!) { node(id: $id) { __typename id } }"
@@ -321,6 +330,34 @@ async def test_node_resolves_for_whom_it_should(
         assert "errors" not in body, (type_name, caller, body)
         expected = {"__typename": type_name, "id": node_id} if caller in sees else None
         assert body["data"]["node"] == expected, (type_name, caller)
+
+
+FAMILY = """
+query Family($id: ID!) { node(id: $id) { id ... on FamilyAccount { memberRole } } }"""
+
+
+async def test_a_family_member_sees_the_family(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """FamilyAccount is seen by every member, not only by its owner; each as what they are
+    in it, an admin outside it as no one (`memberRole: null`); one who left sees it no more."""
+    family = await families.create_family(runtime)
+    member = await families.add_member(runtime, family)
+    admin = await create_user(runtime, roles=(Role.USER, Role.ADMIN))
+    node_id = relay.to_base64("FamilyAccount", str(family.id))
+    roles = {
+        family.owner_token: "OWNER",
+        await access_token(runtime, member): "MEMBER",
+        await access_token(runtime, admin): None,
+    }
+    for token, role in roles.items():
+        body = await gql(client, FAMILY, {"id": node_id}, token=token)
+        assert body == {"data": {"node": {"id": node_id, "memberRole": role}}}, (role, body)
+    leave = """
+    mutation Leave($id: ID!) { familyLeave(input: {accountId: $id}) { errors { code } } }"""
+    member_token = await access_token(runtime, member)
+    body = await gql(client, leave, {"id": node_id}, token=member_token)
+    assert body == {"data": {"familyLeave": {"errors": []}}}, body
+    body = await gql(client, FAMILY, {"id": node_id}, token=member_token)
+    assert body == {"data": {"node": None}}, body
 
 
 @pytest.mark.parametrize("type_name", sorted(NODE_TYPES))

@@ -352,7 +352,8 @@ query Viewer {
       paymentMethods { id last4 } mainPaymentMethodId
     }
     paymentMethods {
-      card { id last4 } familyAccountId main limit { used { amountMinor } remaining { amountMinor } }
+      card { id last4 } familyAccountId main
+      limit { used { amountMinor } remaining { amountMinor } }
     }
     familyNotifications(unseenOnly: false) { id kind familyAccountId details seenAt }
   }
@@ -765,6 +766,11 @@ async def _family_notifications_control(world: World) -> None:
     assert _payload(body, "familyNotificationsMarkSeen") == {"marked": 1, "errors": []}
 
 
+async def _attacker_phone(world: World) -> dict[str, Any]:
+    assert world.attacker.phone is not None
+    return {"phone": world.attacker.phone}
+
+
 def _member_variables(victim: Victim) -> dict[str, Any]:
     return {"accountId": _account_gid(victim), "memberId": _member_gid(victim)}
 
@@ -784,9 +790,9 @@ FAMILY_CASES: dict[tuple[str, str], Case] = {
     # the attacker adds themselves (by their own phone) to the victim's family
     ("Mutation.familyMemberAdd", "FamilyAccount"): Case(
         FAMILY_MEMBER_ADD,
-        lambda v: {"accountId": _account_gid(v), "phone": "attacker's phone"},
+        lambda v: {"accountId": _account_gid(v)},
         _member_add_control,
-        setup=lambda world: _attacker_phone(world),
+        setup=_attacker_phone,
     ),
     # ... and the victim's member (by their phone) to their own
     ("Mutation.familyMemberAdd", "FamilyMember in own family"): Case(
@@ -825,11 +831,6 @@ FAMILY_CASES: dict[tuple[str, str], Case] = {
         _family_notifications_control,
     ),
 }
-
-
-async def _attacker_phone(world: World) -> dict[str, Any]:
-    assert world.attacker.phone is not None
-    return {"phone": world.attacker.phone}
 
 
 CASES: dict[tuple[str, str], Case] = {
