@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AccessTokenCodec
 from app.db import create_engine, create_session_factory
+from app.demo_family import family_try, load_demo_family
 from app.demo_goals import load_demo_goals, order_record_example
 from app.demo_notifier import deliver_demo_mail, load_demo_notifier, notifier_try
 from app.demo_promocodes import DEMO_CODES, load_demo_promocodes
@@ -25,6 +26,7 @@ from app.uow import unit_of_work
 ADMIN_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "engage-demo-password"
 DEMO_USERS = ("anna@example.com", "boris@example.com", "vera@example.com")
+DEMO_PHONES = ("+79160000001", "+79160000002", "+79160000003")
 SERVICE_NAME = "demo-order-system"
 
 
@@ -33,6 +35,7 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     codec = AccessTokenCodec(settings)
     factory = create_session_factory(engine)
     demo_event = None
+    family_text = ""
     try:
         await ensure_catalog(factory)
         async with unit_of_work(factory) as session:
@@ -52,10 +55,10 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                 users = [
                     await user_service.register(
                         session,
-                        user_service.Registration(email=email, phone=None, password=DEMO_PASSWORD),
+                        user_service.Registration(email=email, phone=phone, password=DEMO_PASSWORD),
                         settings,
                     )
-                    for email in DEMO_USERS
+                    for email, phone in zip(DEMO_USERS, DEMO_PHONES, strict=True)
                 ]
                 user = users[0]
                 group = await group_service.create_group(
@@ -69,6 +72,8 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
                 await load_demo_goals(session, admin, users, utcnow())
                 await load_demo_promotions(session, admin, users[2])
                 demo_event = await load_demo_notifier(session, f"user:{admin.id}")
+                family_id = await load_demo_family(session, users[1], [users[0], users[2]])
+                family_text = family_try(family_id, users[2])
             assert admin is not None and user is not None
             admin_tokens = await session_service.issue_tokens(
                 session, admin, uuid.uuid4(), codec, settings
@@ -92,6 +97,8 @@ async def load_demo(settings: Settings, *, only_once: bool = False) -> int:
     )
     print("\nPromocodes to try (plans: monthly, yearly): " + ", ".join(c[0] for c in DEMO_CODES))
     print(PROMOTION_TRY)
+    if family_text:
+        print(family_text)
     if mail:
         print(notifier_try(mail))
     print(

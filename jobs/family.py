@@ -5,7 +5,8 @@ an owner's account deletion, and the holds' sweeper (periodic).
 (at most one per family in flight). A transient failure puts the family back to PENDING and
 the message is retried by Dramatiq after the migration's own backoff (`Retry(delay=…)`);
 after FAMILY_MIGRATION_MAX_ATTEMPTS, or a failure retrying can't fix, the family is FAILED
-and the message ends.
+and the message ends. A message that finds the family RUNNING under another run's live lease
+retries once the lease is over (that run's worker may have died), and then finds it done.
 """
 
 from __future__ import annotations
@@ -33,18 +34,30 @@ log = structlog.get_logger(__name__)
 TIME_LIMIT_MS = 10 * 60_000
 # A RUNNING migration whose worker died is claimed again once this passes (the time limit).
 LEASE = timedelta(milliseconds=TIME_LIMIT_MS)
+# A family held by another run is tried again this long after that run's lease ends.
+LEASE_MARGIN = timedelta(seconds=5)
 
 
 async def run_migration(
     units: Units, passport: PassportClient | None, settings: Settings, account_id: str
 ) -> MigrationState | timedelta | None:
     """One attempt at a family's migration: the state it reached, a delay to retry after,
-    or None when there was nothing to do (done already, or another run holds it)."""
+    or None when there was nothing to do (done already, failed for good, or this run lost
+    its claim).
+
+    A family another run holds (RUNNING, its lease not over) is tried again once the lease
+    ends: that run's worker may have died, and nothing else would pick the family up (its
+    message is gone; app starts and plan B skip RUNNING families).
+    """
     family_id = uuid.UUID(account_id)
+    now = utcnow()
     async with units() as session:
-        snapshot = await migration.claim(session, family_id, lease=LEASE, now=utcnow())
+        snapshot = await migration.claim(session, family_id, lease=LEASE, now=now)
+        held = None
+        if snapshot is None:
+            held = await migration.lease_held_until(session, family_id, now=now)
     if snapshot is None:
-        return None
+        return None if held is None else held - now + LEASE_MARGIN
     try:
         if passport is None:
             raise migration.MigrationFailure("PASSPORT_OFF", permanent=True)
@@ -55,6 +68,15 @@ async def run_migration(
         async with units() as session:
             return await migration.finish(session, snapshot, linked, links=links, now=utcnow())
     except migration.MigrationFailure as failure:
+        if passport is not None and failure.unlink:
+            left = await migration.unlink_gone(passport, failure)
+            if left:
+                log.warning(
+                    "family.migration_unlink_failed",
+                    account_id=str(snapshot.account_id),
+                    passport_family_id=failure.passport_family_id,
+                    uids=left,
+                )
         return await _failed(units, settings, snapshot, failure)
 
 
@@ -63,9 +85,9 @@ async def _failed(
     settings: Settings,
     snapshot: migration.Snapshot,
     failure: migration.MigrationFailure,
-) -> MigrationState | timedelta:
+) -> MigrationState | timedelta | None:
     async with units() as session:
-        retry = await migration.record_failure(
+        state = await migration.record_failure(
             session,
             snapshot,
             failure,
@@ -77,10 +99,11 @@ async def _failed(
         account_id=str(snapshot.account_id),
         attempt=snapshot.attempt,
         code=failure.code,
-        retry=retry,
+        retry=state is MigrationState.PENDING,
+        lost_claim=state is None,
     )
-    if not retry:
-        return MigrationState.FAILED
+    if state is not MigrationState.PENDING:
+        return state
     return migration.backoff(
         snapshot.attempt,
         base=timedelta(seconds=settings.family_migration_retry_base_seconds),

@@ -89,10 +89,21 @@ def test_embedded_first_run(tmp_path: Path, live_server_factory: LiveServerFacto
     )["data"]["login"]["tokens"]["accessToken"]
     promotion = _post(base_url, DEMO_PROMOTION, token=vera)["data"]["viewer"]["promotion"]
     assert promotion == {"eligible": True, "canStart": True, "promotion": {"key": "newcomer-mx"}}
+    _demo_family_ride(base_url, demo)
     ready = httpx.get(f"{base_url}/readyz", timeout=5)
     assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
     metrics = httpx.get(f"{base_url}/metrics", timeout=5).text
     assert 'engage_graphql_operations_total{operation="V",type="query"}' in metrics
+
+
+def _demo_family_ride(base_url: str, demo: str) -> None:
+    """The ride check the demo prints, as printed, with the SERVICE token it printed."""
+    service = demo.split("SERVICE token")[1].split("Bearer ")[1].split()[0]
+    check = next(line.strip() for line in demo.splitlines() if "familyRideCheck" in line)
+    first = _post(base_url, check, token=service)["data"]["familyRideCheck"]
+    assert first["available"] is True and first["errors"] == [], first
+    again = _post(base_url, check.replace("demo-ride-1", "demo-ride-2"), token=service)
+    assert again["data"]["familyRideCheck"]["reason"] == "LIMIT_EXCEEDED"
 
 
 def test_production_shape_first_run(tmp_path: Path, live_server_factory: LiveServerFactory) -> None:

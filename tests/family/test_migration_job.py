@@ -30,7 +30,7 @@ from app.runtime import Runtime
 from app.services.family import migration
 from app.settings import Settings
 from app.uow import unit_of_work
-from jobs.family import LEASE, run_migration
+from jobs.family import LEASE, LEASE_MARGIN, run_migration
 from tests.factories import family as f
 from tests.passport_server import PassportDouble
 
@@ -372,9 +372,11 @@ async def test_a_running_migration_is_claimed_again_only_once_its_lease_expired(
 ) -> None:
     settings = job_settings(runtime, double)
     family = await family_with(runtime, members=1)
-    await claim(runtime, family, ago=timedelta(0))  # a live worker holds it
-    assert await run(runtime, passport, settings, family) is None
-    assert double.calls() == []
+    await claim(runtime, family, ago=timedelta(0))  # a live worker holds it (or a dead one)
+    held = await run(runtime, passport, settings, family)
+    assert isinstance(held, timedelta)  # tried again once the lease is over
+    assert LEASE - timedelta(minutes=1) < held <= LEASE + LEASE_MARGIN
+    assert double.calls() == [] and (await row(runtime, family)).attempts == 1
     other = await family_with(runtime, members=1)
     await claim(runtime, other, ago=LEASE + timedelta(seconds=5))  # that worker died
     assert await run(runtime, passport, settings, other) is MigrationState.DONE
@@ -398,9 +400,34 @@ async def test_a_run_that_lost_its_claim_changes_nothing(
         retry = await migration.record_failure(
             session, stale, failure, max_attempts=5, now=utcnow()
         )
-    assert retry is False
+    assert retry is None
     assert (await row(runtime, family)).state is MigrationState.RUNNING
     await assert_untouched(runtime, family)
+
+
+async def test_a_failed_run_that_lost_its_claim_reports_nothing_and_records_nothing(
+    runtime: Runtime, double: PassportDouble, passport: PassportClient
+) -> None:
+    family = await family_with(runtime, members=1)
+    double.faults(fail_next=1, operations=["family_of"])
+    opened = 0
+
+    @asynccontextmanager
+    async def units() -> AsyncIterator[AsyncSession]:
+        nonlocal opened
+        opened += 1
+        if opened == 2:  # another worker claimed it after this run's lease expired
+            await claim(runtime, family, ago=-LEASE)
+        async with unit_of_work(runtime.session_factory) as session:
+            yield session
+
+    assert await run_migration(units, passport, job_settings(runtime, double), str(family.id)) is None
+    current = await row(runtime, family)
+    assert (current.state, current.attempts, current.last_error) == (
+        MigrationState.RUNNING,
+        2,
+        None,
+    )
 
 
 @pytest.mark.parametrize("change", ["added", "removed"])

@@ -19,7 +19,8 @@ State machine per family (`family_migrations`): PENDING → RUNNING → DONE | P
 - A member whose phone has no passport account stays local as NO_PORTAL_ACCOUNT; one passport
   won't take (in another passport family, or the family is full) stays local as REFUSED; the
   owner is told who (MEMBERS_WITHOUT_PORTAL). A family whose members changed while passport
-  was being called is not finished: the job tries again with the new members.
+  was being called is not finished: the job takes the members removed meanwhile out of the
+  passport family again (`unlink_gone`) and tries again with the new members.
 """
 
 from __future__ import annotations
@@ -217,12 +218,27 @@ async def _members(session: AsyncSession, account_id: uuid.UUID) -> tuple[Member
 
 
 class MigrationFailure(Exception):
-    """A step that can't succeed as things are (`permanent`), or a passport failure to retry."""
+    """A step that can't succeed as things are (`permanent`), or a passport failure to retry.
 
-    def __init__(self, code: str, *, permanent: bool) -> None:
+    `unlink` names the uids this run put in (or found in) passport family
+    `passport_family_id` for members removed here meanwhile (MEMBERS_CHANGED): the job takes
+    them out of passport again (`unlink_gone`), or the passport family would keep people the
+    owner removed.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        permanent: bool,
+        passport_family_id: str | None = None,
+        unlink: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.permanent = permanent
+        self.passport_family_id = passport_family_id
+        self.unlink = unlink
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +334,20 @@ async def finish(
         return None
     current = {m.member_id for m in await _members(session, snapshot.account_id)}
     if current != set(linked.members):
-        raise MigrationFailure("MEMBERS_CHANGED", permanent=False)
+        gone = tuple(
+            link.uid
+            for member_id, link in linked.members.items()
+            if member_id not in current
+            and link.status is PortalStatus.LINKED
+            and link.uid is not None
+            and link.uid != linked.owner_uid
+        )
+        raise MigrationFailure(
+            "MEMBERS_CHANGED",
+            permanent=False,
+            passport_family_id=linked.passport_family_id,
+            unlink=gone,
+        )
     taken = await session.scalar(
         select(func.count())
         .select_from(FamilyAccount)
@@ -402,8 +431,9 @@ async def record_failure(
     *,
     max_attempts: int,
     now: datetime,
-) -> bool:
-    """Note the failure: back to PENDING (True: retry) or FAILED for good (False)."""
+) -> MigrationState | None:
+    """Note the failure: back to PENDING (to retry) or FAILED for good, the state returned;
+    None when this run lost its claim (another run holds the family: nothing recorded)."""
     give_up = failure.permanent or snapshot.attempt >= max_attempts
     state = MigrationState.FAILED if give_up else MigrationState.PENDING
     result = await session.execute(
@@ -423,9 +453,36 @@ async def record_failure(
         .returning(FamilyMigration.account_id)
     )
     if result.first() is None:
-        return False
+        return None
     metrics.migration_reached(state.value)
-    return not give_up
+    return state
+
+
+async def unlink_gone(passport: PassportClient, failure: MigrationFailure) -> list[str]:
+    """Take the members removed here while the job ran out of the passport family again
+    (MEMBERS_CHANGED; best effort); the uids passport couldn't remove now."""
+    left: list[str] = []
+    if failure.passport_family_id is None:
+        return left
+    for uid in failure.unlink:
+        try:
+            await passport.remove_member(failure.passport_family_id, uid)
+        except PassportError:
+            left.append(uid)
+    return left
+
+
+async def lease_held_until(
+    session: AsyncSession, account_id: uuid.UUID, *, now: datetime
+) -> datetime | None:
+    """When the lease of another run that holds the family (RUNNING) ends; None if none."""
+    return await session.scalar(
+        select(FamilyMigration.lease_until).where(
+            FamilyMigration.account_id == account_id,
+            FamilyMigration.state == MigrationState.RUNNING,
+            FamilyMigration.lease_until >= now,
+        )
+    )
 
 
 async def _set_state(
