@@ -152,7 +152,10 @@ def _family_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     load_actor_modules()  # the batches enqueue family.migrate through the outbox
     return _run(
-        lambda s: migrate_command(s, dry_run=args.dry_run, batch_size=args.batch_size), settings
+        lambda s: migrate_command(
+            s, dry_run=args.dry_run, batch_size=args.batch_size or s.family_migration_batch_size
+        ),
+        settings,
     )
 
 
@@ -239,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="schedule the eligible families' migration to passport (plan B)"
     )
     family_migrate.add_argument("--dry-run", action="store_true", help="count only")
-    family_migrate.add_argument("--batch-size", type=int, default=500)
+    family_migrate.add_argument(
+        "--batch-size", type=int, help="families per batch (FAMILY_MIGRATION_BATCH_SIZE)"
+    )
     family_migrate.set_defaults(handler=_family_migrate)
 
     double = commands.add_parser(

@@ -95,13 +95,16 @@ async def _bulk(info: InfoT, data: FamilyMigrationBulkInput) -> FamilyMigrationB
     try:
         if not migration.migration_on(settings):
             raise DomainError(MigrationErrorCode.PASSPORT_OFF, "Migration is off.", None)
-        if not 1 <= data.batch_size <= 10_000:
+        batch_size = (
+            settings.family_migration_batch_size if data.batch_size is None else data.batch_size
+        )
+        if not 1 <= batch_size <= 10_000:
             raise DomainError(MigrationErrorCode.INVALID_LIMIT, "1-10,000.", "batchSize")
         report = await migration.bulk_batch(
             info.context.session,
             settings=settings,
             after=_bulk_after(data.after),
-            batch_size=data.batch_size,
+            batch_size=batch_size,
             dry_run=data.dry_run,
             now=utcnow(),
         )

@@ -216,7 +216,9 @@ class FamilyPlusMultiSetPayload:
 @strawberry.input(description="Plan B: schedule the eligible families' migration in batches.")
 class FamilyMigrationBulkInput:
     dry_run: bool = strawberry.field(description="Count only; schedule nothing.")
-    batch_size: int = strawberry.field(default=500, description="Families per batch, 1-10,000.")
+    batch_size: int | None = strawberry.field(
+        default=None, description="Families per batch, 1-10,000 (FAMILY_MIGRATION_BATCH_SIZE)."
+    )
     after: strawberry.ID | None = strawberry.field(
         default=None, description="`nextAfter` of the previous call, to go on."
     )
