@@ -11,9 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import auth
 from app.integrations.passport import PassportClient, uid_for
 from app.models.base import utcnow
 from app.models.family import (
@@ -35,6 +37,12 @@ from tests.factories import family as f
 from tests.passport_server import PassportDouble
 
 Outcome = MigrationState | timedelta | None
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The people here never log in: argon2 at its default cost would take most of the time."""
+    monkeypatch.setattr(auth, "_password_hasher", PasswordHasher(1, 8, 1))
 
 
 @pytest.fixture(scope="module")
