@@ -524,9 +524,18 @@ async def bulk_batch(
     dry_run: bool,
     now: datetime,
 ) -> BulkReport:
-    """One batch of plan B: schedule every eligible, unmigrated family (none with dry_run)."""
+    """One batch of plan B: schedule every eligible, unmigrated family (none with dry_run).
+
+    Eligible: in the rollout, never scheduled or FAILED longer than the cooldown ago, so a
+    dry run counts exactly the families the real run schedules.
+    """
     query = (
-        select(FamilyAccount.id, FamilyAccount.owner_id, FamilyMigration.state)
+        select(
+            FamilyAccount.id,
+            FamilyAccount.owner_id,
+            FamilyMigration.state,
+            FamilyMigration.finished_at,
+        )
         .outerjoin(FamilyMigration, FamilyMigration.account_id == FamilyAccount.id)
         .where(FamilyAccount.passport_family_id.is_(None))
         .order_by(FamilyAccount.id)
@@ -539,7 +548,8 @@ async def bulk_batch(
     chosen = [
         row
         for row in rows
-        if row.state not in (*LIVE, *TERMINAL_OK) and eligible(settings, row.id, row.owner_id)
+        if _due(row.state, row.finished_at, now - cooldown)
+        and eligible(settings, row.id, row.owner_id)
     ]
     scheduled = 0
     if not dry_run:
@@ -547,6 +557,13 @@ async def bulk_batch(
             scheduled += await schedule(session, row.id, trigger="BULK", cooldown=cooldown, now=now)
     last = rows[-1].id if len(rows) == batch_size else None
     return BulkReport(len(rows), len(chosen), scheduled, last)
+
+
+def _due(state: MigrationState | None, finished_at: datetime | None, failed_by: datetime) -> bool:
+    """Whether `schedule` would take the family: no migration yet, or one FAILED by then."""
+    if state is None:
+        return True
+    return state is MigrationState.FAILED and finished_at is not None and finished_at <= failed_by
 
 
 async def list_migrations(

@@ -1,6 +1,7 @@
 """The service caller's ride calls: check (optionally holding the fare), charge, release.
 
-On the lean path (docs/architecture.md): prebuilt statements, no ORM flush, few round trips.
+On the lean path (docs/architecture.md): prebuilt statements (`ride_statements`), no ORM
+flush, few round trips.
 - `check` without a hold: the member's row, then the usage sums (two statements).
 - `check` with a hold: the member's row locked (`FOR UPDATE` on PostgreSQL: holds of one
   member take turns, so two rides started at once can't both fit a limit only one fits;
@@ -25,31 +26,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Uuid, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lean import HotStatement
-from app.models.family import FamilyCharge, FamilyHold, FamilyNotificationKind, HoldStatus
+from app.models.family import FamilyNotificationKind, HoldStatus
 from app.services.errors import DomainError
 from app.services.family import metrics
+from app.services.family import ride_statements as q
 from app.services.family.codes import FamilyRideErrorCode as Code
 from app.services.family.codes import RideRefusal
 from app.services.family.limits import alerts_crossed
 from app.services.family.notifications import Notice, frame_key, notify
 from app.services.family.usage import (
-    ACCOUNT,
     CHARGED,
     FAMILY_EXISTS,
     MEMBER,
     MEMBER_LOCKED,
     USAGE,
-    USER,
     LimitState,
     MemberLimit,
-    at,
-    charged_sum,
-    held_sum,
     limit_state,
     member_limit,
     usage_params,
@@ -119,121 +113,6 @@ def check_ttl(ttl_seconds: int | None, default: timedelta) -> timedelta:
             "hold.ttlSeconds",
         )
     return ttl
-
-
-# --- statements -------------------------------------------------------------------------
-
-_HOLD_COLUMNS = ("id", "account_id", "user_id", "order_id", "amount_minor", "currency",
-                 "status", "expires_at", "created_at", "updated_at")  # fmt: skip
-
-
-def _hold_params() -> list[Any]:
-    return [
-        bindparam("hold_id", type_=Uuid()),
-        ACCOUNT,
-        USER,
-        bindparam("order_id", type_=String()),
-        bindparam("amount", type_=BigInteger()),
-        bindparam("currency", type_=String()),
-        bindparam("status", type_=FamilyHold.__table__.c.status.type),
-        at("expires_at"),
-        at("now"),
-        at("now"),
-    ]
-
-
-def _hold_in_one() -> HotStatement:
-    """PostgreSQL: sum the usage and insert the hold if the fare fits, in one statement."""
-    usage = select(charged_sum().label("charged"), held_sum().label("held")).cte("usage")
-    fits = usage.c.charged + usage.c.held + bindparam("amount", type_=BigInteger()) <= bindparam(
-        "limit", type_=BigInteger()
-    )
-    inserted = (
-        postgresql.insert(FamilyHold)
-        .from_select(list(_HOLD_COLUMNS), select(*_hold_params()).select_from(usage).where(fits))
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(FamilyHold.id)
-        .cte("inserted")
-    )
-    return HotStatement(
-        select(
-            usage.c.charged,
-            usage.c.held,
-            select(inserted.c.id).scalar_subquery().label("hold_id"),
-        ).select_from(usage)
-    )
-
-
-_HOLD_PG = _hold_in_one()
-_HOLD_SQLITE = HotStatement(
-    sqlite.insert(FamilyHold)
-    .values(dict(zip(_HOLD_COLUMNS, _hold_params(), strict=True)))
-    .on_conflict_do_nothing(index_elements=["order_id"])
-    .returning(FamilyHold.id)
-)
-_HOLD_BY_ORDER = HotStatement(
-    select(
-        FamilyHold.id,
-        FamilyHold.account_id,
-        FamilyHold.user_id,
-        FamilyHold.amount_minor,
-        FamilyHold.currency,
-        FamilyHold.status,
-        FamilyHold.expires_at,
-    ).where(FamilyHold.order_id == bindparam("order_id"))
-)
-
-
-def _charge_insert(insert: Any) -> HotStatement:
-    return HotStatement(
-        insert(FamilyCharge)
-        .values(
-            id=bindparam("charge_id", type_=Uuid()),
-            account_id=ACCOUNT,
-            user_id=USER,
-            order_id=bindparam("order_id", type_=String()),
-            amount_minor=bindparam("amount", type_=BigInteger()),
-            currency=bindparam("currency", type_=String()),
-            charged_at=at("now"),
-            created_at=at("now"),
-            updated_at=at("now"),
-        )
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(FamilyCharge.id)
-    )
-
-
-_CHARGE = {"postgresql": _charge_insert(postgresql.insert), "sqlite": _charge_insert(sqlite.insert)}
-_CHARGE_BY_ORDER = HotStatement(
-    select(
-        FamilyCharge.account_id,
-        FamilyCharge.user_id,
-        FamilyCharge.amount_minor,
-        FamilyCharge.currency,
-    ).where(FamilyCharge.order_id == bindparam("order_id"))
-)
-
-
-def _hold_update(target: HoldStatus) -> HotStatement:
-    return HotStatement(
-        update(FamilyHold)
-        .where(
-            FamilyHold.order_id == bindparam("b_order_id", type_=String()),
-            FamilyHold.account_id == bindparam("b_account_id", type_=Uuid()),
-            FamilyHold.status == HoldStatus.HELD,
-        )
-        .values(status=target, updated_at=at("b_now"))
-        .returning(FamilyHold.id)
-    )
-
-
-_CHARGE_HOLD = _hold_update(HoldStatus.CHARGED)
-_RELEASE_HOLD = _hold_update(HoldStatus.RELEASED)
-_EXPIRE_HOLDS = HotStatement(
-    update(FamilyHold)
-    .where(FamilyHold.status == HoldStatus.HELD, FamilyHold.expires_at <= at("b_now"))
-    .values(status=HoldStatus.EXPIRED, updated_at=at("b_now"))
-)
 
 
 # --- check --------------------------------------------------------------------------------
@@ -319,20 +198,20 @@ async def _check_and_hold(
         "limit": member.amount_minor if member.limited else UNLIMITED,
     }
     if session.get_bind().dialect.name == "postgresql":
-        row = await _HOLD_PG.one(session, **params)
+        row = await q.HOLD_PG.one(session, **params)
         charged, held, inserted = int(row.charged), int(row.held), row.hold_id
     else:
         row = await USAGE.one(session, **params)
         charged, held = int(row.charged), int(row.held)
         limit = member.amount_minor if member.limited else UNLIMITED
         fits = charged + held + fare.amount_minor <= (limit or 0)
-        inserted = await _HOLD_SQLITE.scalar(session, **params) if fits else None
+        inserted = await q.HOLD_SQLITE.scalar(session, **params) if fits else None
     state = limit_state(member, charged, held) if member.limited else None
     if inserted is not None:
         view = HoldView(hold_id, hold.order_id, fare.amount_minor, fare.currency, expires_at)
         after = limit_state(member, charged, held + fare.amount_minor) if member.limited else None
         return _counted(RideCheck(True, None, after, view))
-    existing = await _HOLD_BY_ORDER.one_or_none(session, order_id=hold.order_id)
+    existing = await q.HOLD_BY_ORDER.one_or_none(session, order_id=hold.order_id)
     if existing is not None:
         return _counted(_repeat(existing, account_id, user_id, fare, hold.order_id, state, now))
     assert state is not None  # an unlimited member always fits
@@ -420,13 +299,13 @@ async def charge(
     _same_currency(member, fare)
     dialect = session.get_bind().dialect.name
     params = {"account_id": account_id, "user_id": user_id, "order_id": order_id, "now": now}
-    charged_id = await _CHARGE[dialect].scalar(
+    charged_id = await q.CHARGE[dialect].scalar(
         session, charge_id=uuid.uuid4(), amount=fare.amount_minor, currency=fare.currency, **params
     )
     if charged_id is None:
         await _same_charge(session, account_id, user_id, order_id, fare)
         return Charged(duplicate=True, limit=None)
-    await _CHARGE_HOLD.rows(session, b_order_id=order_id, b_account_id=account_id, b_now=now)
+    await q.CHARGE_HOLD.rows(session, b_order_id=order_id, b_account_id=account_id, b_now=now)
     metrics.ride_charged()
     if not member.limited:
         return Charged(duplicate=False, limit=None)
@@ -440,7 +319,7 @@ async def charge(
 async def _same_charge(
     session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID, order_id: str, fare: Fare
 ) -> None:
-    found = await _CHARGE_BY_ORDER.one(session, order_id=order_id)
+    found = await q.CHARGE_BY_ORDER.one(session, order_id=order_id)
     if tuple(found) != (account_id, user_id, fare.amount_minor, fare.currency):
         raise DomainError(
             Code.ORDER_ID_REUSED,
@@ -485,13 +364,13 @@ async def release(
     session: AsyncSession, account_id: uuid.UUID, order_id: str, *, now: datetime
 ) -> ReleaseOutcome:
     """End the order's hold (a cancelled ride): what it held counts for nothing from now."""
-    released = await _RELEASE_HOLD.rows(
+    released = await q.RELEASE_HOLD.rows(
         session, b_order_id=order_id, b_account_id=account_id, b_now=now
     )
     if released:
         metrics.hold_released()
         return ReleaseOutcome.RELEASED
-    found = await _HOLD_BY_ORDER.one_or_none(session, order_id=order_id)
+    found = await q.HOLD_BY_ORDER.one_or_none(session, order_id=order_id)
     if found is None or found.account_id != account_id:
         raise DomainError(Code.HOLD_NOT_FOUND, "No hold for this order.", "orderId")
     if found.status is HoldStatus.CHARGED:
@@ -503,6 +382,6 @@ async def release(
 
 async def expire_holds(session: AsyncSession, *, now: datetime) -> int:
     """Mark the holds past their expiry EXPIRED (they stopped counting when they expired)."""
-    expired = await _EXPIRE_HOLDS.execute(session, b_now=now)
+    expired = await q.EXPIRE_HOLDS.execute(session, b_now=now)
     metrics.holds_expired(expired)
     return expired
