@@ -68,14 +68,14 @@ async def run_migration(
         async with units() as session:
             return await migration.finish(session, snapshot, linked, links=links, now=utcnow())
     except migration.MigrationFailure as failure:
-        if passport is not None and failure.unlink:
-            left = await migration.unlink_gone(passport, failure)
+        if passport is not None and (failure.unlink or failure.orphaned):
+            left = await migration.undo_in_passport(passport, failure)
             if left:
                 log.warning(
-                    "family.migration_unlink_failed",
+                    "family.migration_undo_failed",
                     account_id=str(snapshot.account_id),
-                    passport_family_id=failure.passport_family_id,
-                    uids=left,
+                    code=failure.code,
+                    passport_ids=left,
                 )
         return await _failed(units, settings, snapshot, failure)
 

@@ -10,11 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from strawberry.relay import to_base64
 
-from app import auth
 from app.models.base import utcnow
 from app.models.family import FamilyAccount, FamilyMigration, MigrationState
 from app.models.identity import Role
@@ -26,6 +24,7 @@ from app.uow import unit_of_work
 from tests.conftest import make_client
 from tests.factories import family as f
 from tests.factories.identity import access_token, create_user
+from tests.family.passport_support import cheap_hashing
 from tests.helpers import error_codes, gql
 
 PASSPORT = "http://127.0.0.1:9"  # configured, never called: scheduling doesn't call passport
@@ -33,8 +32,7 @@ PASSPORT = "http://127.0.0.1:9"  # configured, never called: scheduling doesn't 
 
 @pytest.fixture(autouse=True)
 def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The people here never log in: argon2 at its default cost would take most of the time."""
-    monkeypatch.setattr(auth, "_password_hasher", PasswordHasher(1, 8, 1))
+    cheap_hashing(monkeypatch)
 
 
 def on(runtime: Runtime, **changes: Any) -> Settings:
@@ -131,7 +129,9 @@ async def test_concurrent_app_starts_schedule_one_job(racing_runtime: Runtime) -
     runtime = racing_runtime
     family = await f.create_family(runtime)
     settings = on(runtime)
-    outcomes = await asyncio.gather(*(trigger(runtime, family.owner.id, settings) for _ in range(8)))
+    outcomes = await asyncio.gather(
+        *(trigger(runtime, family.owner.id, settings) for _ in range(8))
+    )
     assert sorted(outcomes) == [False] * 7 + [True]
     assert await jobs(runtime, family) == 1
     async with runtime.session_factory() as session:
@@ -146,13 +146,14 @@ async def test_a_failed_family_is_scheduled_again_only_after_the_cooldown(
     family = await f.create_family(runtime)
     assert await trigger(runtime, family.owner.id, settings)
     failed_at = utcnow()
-    await set_row(
-        runtime, family, state=MigrationState.FAILED, attempts=5, finished_at=failed_at
-    )
+    await set_row(runtime, family, state=MigrationState.FAILED, attempts=5, finished_at=failed_at)
     hour = timedelta(hours=1)
     assert not await trigger(runtime, family.owner.id, settings, failed_at + hour / 2)
-    assert not await trigger(runtime, family.owner.id, settings, failed_at + hour - timedelta(seconds=1))  # fmt: skip
-    assert await state(runtime, family) is MigrationState.FAILED and await jobs(runtime, family) == 1
+    just_before = failed_at + hour - timedelta(seconds=1)
+    assert not await trigger(runtime, family.owner.id, settings, just_before)
+    assert (
+        await state(runtime, family) is MigrationState.FAILED and await jobs(runtime, family) == 1
+    )
     assert await trigger(runtime, family.owner.id, settings, failed_at + hour)
     again = await f.migration_row(runtime, family)
     assert again is not None
@@ -181,8 +182,13 @@ async def test_loading_payment_methods_or_launch_is_the_owners_trigger(runtime: 
 
 
 async def bulk(
-    runtime: Runtime, settings: Settings, *, after: uuid.UUID | None = None, size: int = 100, dry: bool
-) -> migration.BulkReport:  # fmt: skip
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    after: uuid.UUID | None = None,
+    size: int = 100,
+    dry: bool,
+) -> migration.BulkReport:
     async with unit_of_work(runtime.session_factory) as session:
         return await migration.bulk_batch(
             session, settings=settings, after=after, batch_size=size, dry_run=dry, now=utcnow()
@@ -320,7 +326,8 @@ async def test_without_passport_the_admin_api_says_migration_is_off(
     family = await f.create_family(runtime)
     start = await gql(client, START, {"id": gid(family)}, token=token)
     plan_b = await gql(client, BULK, {"input": {"dryRun": True}}, token=token)
-    assert start["data"]["familyMigrationStart"]["errors"] == [{"code": "PASSPORT_OFF", "field": None}]  # fmt: skip
+    off = [{"code": "PASSPORT_OFF", "field": None}]
+    assert start["data"]["familyMigrationStart"]["errors"] == off
     assert plan_b["data"]["familyMigrationBulk"]["errors"][0]["code"] == "PASSPORT_OFF"
     assert await state(runtime, family) is None
 

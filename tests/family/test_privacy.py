@@ -3,6 +3,8 @@ goes (and, once migrated, a job deletes it in passport), cards and notifications
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from app.models.family import (
@@ -29,7 +31,7 @@ async def _delete(runtime: Runtime, user: User) -> None:
         await user_service.delete_account(session, found)
 
 
-async def _count(runtime: Runtime, model: type, *where: object) -> int:
+async def _count(runtime: Runtime, model: Any, *where: Any) -> int:
     async with runtime.session_factory() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 

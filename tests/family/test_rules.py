@@ -39,8 +39,9 @@ def midnight(day: date, zone: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, *rest: int) -> datetime:
+    second, micro = (*rest, 0, 0)[:2]
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 # --- frames at their boundaries --------------------------------------------------------
@@ -264,12 +265,12 @@ def test_shares_are_integer_math_without_rounding() -> None:
     steps=st.lists(st.integers(0, 10**11), min_size=1, max_size=20),
 )
 def test_along_any_rides_each_alert_is_crossed_at_most_once(limit: int, steps: list[int]) -> None:
-    used, seen = 0, []
+    used, seen = 0, list[Kind]()
     for step in steps:
         seen.extend(alerts_crossed(limit, used, used + step))
         used += step
-    expected = [kind for kind, share in ((Kind.LIMIT_80, 80), (Kind.LIMIT_100, 100))
-                if used * 100 >= limit * share]  # fmt: skip
+    shares = ((Kind.LIMIT_80, 80), (Kind.LIMIT_100, 100))
+    expected = [kind for kind, share in shares if used * 100 >= limit * share]
     assert seen == expected
 
 

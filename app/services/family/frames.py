@@ -26,18 +26,18 @@ class Frame:
 
 def first_day(frame: LimitFrame, day: date) -> date:
     """The local first day of the frame that holds `day`."""
-    if frame is LimitFrame.DAY:
+    if frame == LimitFrame.DAY:
         return day
-    if frame is LimitFrame.WEEK:
+    if frame == LimitFrame.WEEK:
         return day - timedelta(days=day.weekday())
     return day.replace(day=1)
 
 
 def next_first_day(frame: LimitFrame, first: date) -> date:
     """The local first day of the frame after the one starting on `first`."""
-    if frame is LimitFrame.DAY:
+    if frame == LimitFrame.DAY:
         return first + timedelta(days=1)
-    if frame is LimitFrame.WEEK:
+    if frame == LimitFrame.WEEK:
         return first + timedelta(days=7)
     return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
 

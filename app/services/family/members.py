@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
 from app.integrations.passport.client import PassportClient
+from app.integrations.passport.errors import PassportError, PassportErrorCode
 from app.models.family import FamilyMember, FamilyRole, LimitFrame, PortalStatus
 from app.models.identity import User, UserStatus
 from app.services.errors import DomainError
@@ -213,8 +214,17 @@ async def leave(
     ).one()
     pfid, uid = family.passport_family_id, row.portal_uid
     if pfid is not None and row.portal_status is PortalStatus.LINKED and uid is not None:
-        await passport_call(passport, lambda client: client.leave_family(pfid, uid))
+        await passport_call(passport, lambda client: _leave(client, pfid, uid))
     await session.execute(delete(FamilyMember).where(FamilyMember.id == row.id))
+
+
+async def _leave(client: PassportClient, family_id: str, uid: str) -> None:
+    """Leave the passport family; not being in it (any more) is what leaving wants."""
+    try:
+        await client.leave_family(family_id, uid)
+    except PassportError as exc:
+        if exc.code is not PassportErrorCode.NOT_FOUND:
+            raise
 
 
 async def set_limit(

@@ -20,7 +20,8 @@ State machine per family (`family_migrations`): PENDING → RUNNING → DONE | P
   won't take (in another passport family, or the family is full) stays local as REFUSED; the
   owner is told who (MEMBERS_WITHOUT_PORTAL). A family whose members changed while passport
   was being called is not finished: the job takes the members removed meanwhile out of the
-  passport family again (`unlink_gone`) and tries again with the new members.
+  passport family again (`undo_in_passport`) and tries again with the new members; one deleted
+  meanwhile has the passport family the run created deleted too.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ async def schedule(
             "trigger": trigger,
             "scheduled_at": now,
             "started_at": None,
+            "last_error": None,
             "finished_at": None,
             "lease_until": None,
             "updated_at": now,
@@ -220,10 +222,11 @@ async def _members(session: AsyncSession, account_id: uuid.UUID) -> tuple[Member
 class MigrationFailure(Exception):
     """A step that can't succeed as things are (`permanent`), or a passport failure to retry.
 
-    `unlink` names the uids this run put in (or found in) passport family
-    `passport_family_id` for members removed here meanwhile (MEMBERS_CHANGED): the job takes
-    them out of passport again (`unlink_gone`), or the passport family would keep people the
-    owner removed.
+    What passport keeps of a run that can't finish, the job undoes (`undo_in_passport`):
+    `unlink` names the uids in passport family `passport_family_id` of members removed here
+    meanwhile (MEMBERS_CHANGED), or the passport family would keep people the owner removed;
+    with `orphaned`, the family was deleted here meanwhile (FAMILY_GONE) and the passport
+    family this very run created is deleted too, or its members would be stuck in it.
     """
 
     def __init__(
@@ -233,12 +236,14 @@ class MigrationFailure(Exception):
         permanent: bool,
         passport_family_id: str | None = None,
         unlink: tuple[str, ...] = (),
+        orphaned: bool = False,
     ) -> None:
         super().__init__(code)
         self.code = code
         self.permanent = permanent
         self.passport_family_id = passport_family_id
         self.unlink = unlink
+        self.orphaned = orphaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +257,7 @@ class Linked:
     passport_family_id: str
     owner_uid: str
     members: dict[uuid.UUID, MemberLink] = field(default_factory=dict)
+    created: bool = False  # this run created the passport family
 
 
 def idempotency_key(account_id: uuid.UUID) -> str:
@@ -272,6 +278,7 @@ async def _link(passport: PassportClient, snapshot: Snapshot) -> Linked:
     if account is None:
         raise MigrationFailure("OWNER_WITHOUT_PORTAL_ACCOUNT", permanent=True)
     family = await passport.family_of(account.uid)
+    created = family is None
     if family is None:
         family = await passport.create_family(
             account.uid, idempotency_key=idempotency_key(snapshot.account_id)
@@ -285,7 +292,7 @@ async def _link(passport: PassportClient, snapshot: Snapshot) -> Linked:
             links[member.member_id] = await _link_member(
                 passport, family.family_id, member, present
             )
-    return Linked(family.family_id, account.uid, links)
+    return Linked(family.family_id, account.uid, links, created)
 
 
 async def _link_member(
@@ -321,7 +328,8 @@ async def finish(
 ) -> MigrationState | None:
     """Link the family and its members in one transaction; None if this run lost its claim.
 
-    Raises MigrationFailure("MEMBERS_CHANGED") when the members changed meanwhile (retry).
+    Raises MigrationFailure("MEMBERS_CHANGED") when the members changed meanwhile (retry),
+    MigrationFailure("FAMILY_GONE") when the family was deleted meanwhile.
     """
     locked = (
         await session.execute(
@@ -330,7 +338,14 @@ async def finish(
             .with_for_update()
         )
     ).one_or_none()
-    if locked is None or not await _still_ours(session, snapshot):
+    if locked is None:
+        raise MigrationFailure(
+            "FAMILY_GONE",
+            permanent=True,
+            passport_family_id=linked.passport_family_id,
+            orphaned=linked.created,
+        )
+    if not await _still_ours(session, snapshot):
         return None
     current = {m.member_id for m in await _members(session, snapshot.account_id)}
     if current != set(linked.members):
@@ -458,15 +473,22 @@ async def record_failure(
     return state
 
 
-async def unlink_gone(passport: PassportClient, failure: MigrationFailure) -> list[str]:
-    """Take the members removed here while the job ran out of the passport family again
-    (MEMBERS_CHANGED; best effort); the uids passport couldn't remove now."""
+async def undo_in_passport(passport: PassportClient, failure: MigrationFailure) -> list[str]:
+    """Undo in passport what a run that can't finish left there (see MigrationFailure; best
+    effort): the passport ids (family or member uids) passport failed to remove now."""
+    family_id = failure.passport_family_id
+    if family_id is None:
+        return []
+    if failure.orphaned:
+        try:
+            await passport.delete_family(family_id)
+        except PassportError:
+            return [family_id]
+        return []
     left: list[str] = []
-    if failure.passport_family_id is None:
-        return left
     for uid in failure.unlink:
         try:
-            await passport.remove_member(failure.passport_family_id, uid)
+            await passport.remove_member(family_id, uid)
         except PassportError:
             left.append(uid)
     return left

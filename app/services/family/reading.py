@@ -6,8 +6,8 @@ member's limit and usage, a member only their own (others' limits are not theirs
 In a migrated family the members come from passport (SPEC §5): passport's list, each joined
 to the local mirror by passport uid (for the member id, role and limit). A member passport
 has that the mirror lacks (the owner changed the family in passport directly) is listed with
-no member id. Local members without a portal account (`NO_PORTAL_ACCOUNT`) are listed too:
-they never reached passport. When passport fails, `members` is None with
+no member id. Local members passport never took (NO_PORTAL_ACCOUNT, REFUSED) are listed
+too. When passport fails, `members` is None with
 `members_error = PASSPORT_UNAVAILABLE`, never the mirror presented as fresh.
 """
 
@@ -194,6 +194,9 @@ def _member_view(row: Any, limit: LimitState | None, visible: bool) -> MemberVie
     )
 
 
+_NEVER_IN_PASSPORT = (PortalStatus.NO_PORTAL_ACCOUNT, PortalStatus.REFUSED)
+
+
 def _from_passport(
     family: PassportFamily, rows: Sequence[Any], views: dict[uuid.UUID, MemberView]
 ) -> list[MemberView]:
@@ -208,7 +211,7 @@ def _from_passport(
         listed.append(
             MemberView(None, None, member.phone, role, None, PortalStatus.LINKED, None, False)
         )
-    stayed = [views[row.id] for row in rows if row.portal_status is PortalStatus.NO_PORTAL_ACCOUNT]
+    stayed = [views[row.id] for row in rows if row.portal_status in _NEVER_IN_PASSPORT]
     return listed + stayed
 
 
