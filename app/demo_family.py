@@ -33,6 +33,7 @@ async def load_demo_family(
         await members.add_member(
             session, account_id, owner.id, phone=rider.phone, limit=limit, passport=None, now=now
         )
+        await members.accept(session, account_id, rider.id, passport=None, now=now)
     await cards.upsert_card(
         session,
         owner.id,

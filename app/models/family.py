@@ -1,8 +1,10 @@
 """Family accounts: shared payment with per-member limits, migrated to passport (SPEC §5).
 
 Invariants the database keeps (not only the code):
-- a user owns at most one family and belongs to at most one (`family_members.user_id` is
-  unique; the owner is a member with role OWNER, one per family);
+- a user owns at most one family and belongs to at most one: one *accepted* membership per
+  user (a partial unique index on `user_id` where `accepted_at` is set); invitations are
+  member rows not accepted yet, one per (family, user); the owner is a member with role
+  OWNER, one per family;
 - a member's limit is all or nothing: amount, currency and frame are set together, the
   amount is not negative;
 - a family's `passport_family_id` is unique: two families can't link one passport family;
@@ -126,8 +128,18 @@ class FamilyAccount(UUIDPrimaryKey, TimestampMixin, Base):
 
 
 class FamilyMember(UUIDPrimaryKey, TimestampMixin, Base):
+    """A person in a family; `accepted_at` is null while they are only invited."""
+
     __tablename__ = "family_members"
     __table_args__ = (
+        UniqueConstraint("account_id", "user_id", name="uq_family_members_account_user"),
+        Index(
+            "uq_family_members_one_family",
+            "user_id",
+            unique=True,
+            postgresql_where=text("accepted_at IS NOT NULL"),
+            sqlite_where=text("accepted_at IS NOT NULL"),
+        ),
         Index(
             "uq_family_members_one_owner",
             "account_id",
@@ -148,10 +160,10 @@ class FamilyMember(UUIDPrimaryKey, TimestampMixin, Base):
         ForeignKey("family_accounts.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[FamilyRole] = mapped_column(_enum(FamilyRole))
-    accepted_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
     portal_status: Mapped[PortalStatus] = mapped_column(
         _enum(PortalStatus), default=PortalStatus.LOCAL
     )

@@ -1,9 +1,9 @@
-"""family accounts: payment cards, families, members and their limits, shared cards,
-holds, charges, the migration to passport and in-app notifications
+"""family accounts: payment cards, families, members (and invitations) with their limits,
+shared cards, holds, charges, the migration to passport and in-app notifications
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-01 21:43:58.009831
+Create Date: 2026-12-01 22:20:52.936929
 """
 
 from collections.abc import Sequence
@@ -186,13 +186,14 @@ def upgrade() -> None:
             sa.Enum("OWNER", "MEMBER", name="familyrole", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "portal_status",
             sa.Enum(
                 "LOCAL",
                 "LINKED",
                 "NO_PORTAL_ACCOUNT",
+                "REFUSED",
                 name="portalstatus",
                 native_enum=False,
                 length=32,
@@ -236,11 +237,19 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_family_members")),
-        sa.UniqueConstraint("user_id", name=op.f("uq_family_members_user_id")),
+        sa.UniqueConstraint("account_id", "user_id", name="uq_family_members_account_user"),
     )
     with op.batch_alter_table("family_members", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_family_members_account_id"), ["account_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_family_members_user_id"), ["user_id"], unique=False)
+        batch_op.create_index(
+            "uq_family_members_one_family",
+            ["user_id"],
+            unique=True,
+            postgresql_where=sa.text("accepted_at IS NOT NULL"),
+            sqlite_where=sa.text("accepted_at IS NOT NULL"),
         )
         batch_op.create_index(
             "uq_family_members_one_owner",
@@ -304,6 +313,7 @@ def upgrade() -> None:
                 "LIMIT_80",
                 "LIMIT_100",
                 "RIDE_REFUSED",
+                "FAMILY_INVITED",
                 "FAMILY_MOVED",
                 "MEMBERS_WITHOUT_PORTAL",
                 name="familynotificationkind",
@@ -387,6 +397,12 @@ def downgrade() -> None:
             postgresql_where=sa.text("role = 'OWNER'"),
             sqlite_where=sa.text("role = 'OWNER'"),
         )
+        batch_op.drop_index(
+            "uq_family_members_one_family",
+            postgresql_where=sa.text("accepted_at IS NOT NULL"),
+            sqlite_where=sa.text("accepted_at IS NOT NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_family_members_user_id"))
         batch_op.drop_index(batch_op.f("ix_family_members_account_id"))
 
     op.drop_table("family_members")

@@ -1,4 +1,5 @@
-"""Family accounts, client side: create and delete, members, limits, cards, notifications.
+"""Family accounts, client side: create and delete, invitations and members, limits, cards,
+notifications.
 
 Every mutation is the caller's own: `input → require(USER) → service → payload`. A family the
 caller isn't in is NOT_FOUND; a member who isn't the owner gets NOT_OWNER for the owner's
@@ -126,6 +127,31 @@ async def _add(info: InfoT, data: FamilyMemberAddInput) -> FamilyMemberAddPayloa
     return FamilyMemberAddPayload(account=account, member=added, errors=[])
 
 
+async def _accept(info: InfoT, data: FamilyAccountInput) -> FamilyAccountPayload:
+    user_id = await user_id_of(info)
+    try:
+        account_id = _account(data.account_id)
+        await members.accept(
+            info.context.session,
+            account_id,
+            user_id,
+            passport=info.context.runtime.passport,
+            now=utcnow(),
+        )
+    except DomainError as exc:
+        return FamilyAccountPayload(errors=payload_errors(FamilyError, exc))
+    return FamilyAccountPayload(account=await _view(info, account_id, user_id), errors=[])
+
+
+async def _decline(info: InfoT, data: FamilyAccountInput) -> FamilyGonePayload:
+    user_id = await user_id_of(info)
+    try:
+        await members.decline(info.context.session, _account(data.account_id), user_id)
+    except DomainError as exc:
+        return FamilyGonePayload(errors=payload_errors(FamilyError, exc))
+    return FamilyGonePayload(account_id=data.account_id, errors=[])
+
+
 async def _remove(info: InfoT, data: FamilyMemberInput) -> FamilyAccountPayload:
     user_id = await user_id_of(info)
     try:
@@ -228,8 +254,9 @@ class FamilyMutation:
 
     @strawberry.mutation(
         description=(
-            "Add someone who uses the app to the owner's family, by phone (in passport first, "
-            "once migrated)."
+            "Invite someone who uses the app to the owner's family, by phone; they become a "
+            "member when they accept (`familyInvitationAccept`). In a migrated family their "
+            "phone must have a passport account."
         )
     )
     async def family_member_add(
@@ -237,7 +264,26 @@ class FamilyMutation:
     ) -> FamilyMemberAddPayload:
         return await _add(info, input)
 
-    @strawberry.mutation(description="Remove a member (the owner's act).")
+    @strawberry.mutation(
+        description=(
+            "Accept an invitation: the caller becomes a member (added in passport first, once "
+            "the family is migrated). Refused while the caller is in another family."
+        )
+    )
+    async def family_invitation_accept(
+        self, info: InfoT, input: FamilyAccountInput
+    ) -> FamilyAccountPayload:
+        return await _accept(info, input)
+
+    @strawberry.mutation(description="Turn an invitation down.")
+    async def family_invitation_decline(
+        self, info: InfoT, input: FamilyAccountInput
+    ) -> FamilyGonePayload:
+        return await _decline(info, input)
+
+    @strawberry.mutation(
+        description="Remove a member, or withdraw an invitation (the owner's act)."
+    )
     async def family_member_remove(
         self, info: InfoT, input: FamilyMemberInput
     ) -> FamilyAccountPayload:

@@ -18,6 +18,7 @@ from resolvers.family.mutations import user_id_of
 from schema.context import Context
 from schema.family.types import (
     FamilyAccountNode,
+    FamilyInvitation,
     FamilyNotification,
     LaunchFamily,
     PaymentMethod,
@@ -59,6 +60,12 @@ class FamilyViewer:
         found = await reading.payment_methods(info.context.session, user_id, now=utcnow())
         await _trigger_migration(info, user_id)
         return payment_methods_of(found)
+
+    @strawberry.field(description="The families that invited the caller, newest first.")
+    async def family_invitations(self, info: InfoT) -> list[FamilyInvitation]:
+        user_id = await user_id_of(info)
+        found = await reading.invitations_of(info.context.session, user_id)
+        return [FamilyInvitation.from_view(view) for view in found]
 
     @strawberry.field(description="The caller's family notifications, newest first.")
     async def family_notifications(

@@ -73,7 +73,9 @@ class FamilyMember:
     )
     phone: str | None = strawberry.field(description="The member's phone number (E.164).")
     role: FamilyRole
-    accepted_at: datetime | None = strawberry.field(description="When they joined.")
+    accepted_at: datetime | None = strawberry.field(
+        description="When they accepted the invitation; null while they are only invited."
+    )
     portal_status: PortalStatus = strawberry.field(description="Their standing in passport.")
     limit: FamilyLimit | None = strawberry.field(
         description="Their limit and its usage; null with no limit or when `limitHidden`."
@@ -286,6 +288,25 @@ class FamilyNotification:
         )
 
 
+@strawberry.type(description="A family that invited the caller, waiting for an answer.")
+class FamilyInvitation:
+    family_account_id: strawberry.ID
+    name: str
+    color: str
+    owner_phone: str | None = strawberry.field(description="Who invited: the owner's phone.")
+    invited_at: datetime
+
+    @classmethod
+    def from_view(cls, view: reading.InvitationView) -> FamilyInvitation:
+        return cls(
+            family_account_id=strawberry.ID(relay.to_base64("FamilyAccount", str(view.account_id))),
+            name=view.name,
+            color=view.color,
+            owner_phone=view.owner_phone,
+            invited_at=view.invited_at,
+        )
+
+
 @strawberry.type(description="What the app shows of the family at start.")
 class LaunchFamily:
     family_account_id: strawberry.ID
@@ -295,6 +316,7 @@ class LaunchFamily:
 
 __all__ = [
     "FamilyAccountNode",
+    "FamilyInvitation",
     "FamilyLimit",
     "FamilyMember",
     "FamilyNotification",

@@ -26,6 +26,8 @@ CREATE = """mutation { familyCreate(input: {name: "Home"}) {
 ADD = """mutation A($a: ID!, $phone: String!) {
   familyMemberAdd(input: {accountId: $a, phone: $phone}) { member { phone } errors { code field } }
 }"""
+ACCEPT = """mutation A($a: ID!) {
+  familyInvitationAccept(input: {accountId: $a}) { account { id } errors { code } } }"""
 PAYMENT_METHODS = "query { viewer { paymentMethods { card { id } } } }"
 FAMILY = """query { viewer { familyAccounts { passportAccount migrationState
   members { phone role portalStatus } membersError { code } } } }"""
@@ -107,11 +109,13 @@ def test_a_family_moves_to_passport_on_real_processes(
     base_url = live_server_factory(env)
     owner = _register(base_url, OWNER)
     kid = _register(base_url, KID)
-    _register(base_url, OFFLINE)
+    offline = _register(base_url, OFFLINE)
     account = _post(base_url, CREATE, token=owner)["data"]["familyCreate"]["account"]["id"]
-    for phone in (KID, OFFLINE):
+    for phone, token in ((KID, kid), (OFFLINE, offline)):
         added = _post(base_url, ADD, {"a": account, "phone": phone}, token=owner)
         assert added["data"]["familyMemberAdd"]["errors"] == [], added
+        accepted = _post(base_url, ACCEPT, {"a": account}, token=token)
+        assert accepted["data"]["familyInvitationAccept"]["errors"] == [], accepted
 
     _post(base_url, PAYMENT_METHODS, token=owner)  # the app start: schedules the migration
     family = _until_moved(base_url, owner)

@@ -69,7 +69,9 @@ async def add_member(
     *,
     spec: LimitSpec | None = None,
     passport: PassportClient | None = None,
+    accept: bool = True,
 ) -> User:
+    """Invite `user` (a new person by default) and, with `accept`, have them accept."""
     user = user or await person(runtime)
     assert user.phone is not None
     async with unit_of_work(runtime.session_factory) as session:
@@ -82,7 +84,10 @@ async def add_member(
             passport=passport,
             now=utcnow(),
         )
-    family.members.append(user)
+    if accept:
+        async with unit_of_work(runtime.session_factory) as session:
+            await members.accept(session, family.id, user.id, passport=passport, now=utcnow())
+        family.members.append(user)
     return user
 
 

@@ -11,6 +11,8 @@ from strawberry.relay import to_base64
 
 from app.models.family import LimitFrame
 from app.runtime import Runtime
+from app.services.errors import DomainError
+from app.services.family.codes import FamilyRideErrorCode
 from tests.factories import family as f
 from tests.factories.identity import access_token, create_user
 from tests.helpers import gql, row_counts
@@ -32,9 +34,18 @@ CREATE = (
 )
 ADD = (
     "mutation($a: ID!, $phone: String!, $limit: FamilyLimitInput) { familyMemberAdd(input: "
-    "{accountId: $a, phone: $phone, limit: $limit}) { member { id phone role limit { frame } }"
-    " errors { code field message } } }"
+    "{accountId: $a, phone: $phone, limit: $limit}) { member { id phone role acceptedAt "
+    "limit { frame } } errors { code field message } } }"
 )
+ACCEPT = (
+    "mutation($a: ID!) { familyInvitationAccept(input: {accountId: $a}) "
+    "{ account { id memberRole } errors { code field } } }"
+)
+DECLINE = (
+    "mutation($a: ID!) { familyInvitationDecline(input: {accountId: $a}) "
+    "{ accountId errors { code field } } }"
+)
+INVITATIONS = "query { viewer { familyInvitations { familyAccountId name ownerPhone invitedAt } } }"
 REMOVE = (
     "mutation($a: ID!, $m: ID!) { familyMemberRemove(input: {accountId: $a, memberId: $m}) "
     "{ account { members { phone } } errors { code field } } }"
@@ -143,9 +154,67 @@ async def test_owner_adds_a_member_with_a_limit(
     assert payload["errors"] == []
     assert payload["member"]["phone"] == kid.phone and payload["member"]["role"] == "MEMBER"
     assert payload["member"]["limit"] == {"frame": "WEEK"}
-    viewer = await gql(client, VIEWER, token=await access_token(runtime, kid))
+    assert payload["member"]["acceptedAt"] is None
+    kid_token = await access_token(runtime, kid)
+    invited = await gql(client, VIEWER, token=kid_token)
+    assert invited["data"]["viewer"]["familyAccounts"] == []  # not a member until they accept
+    invitations = await gql(client, INVITATIONS, token=kid_token)
+    [invitation] = invitations["data"]["viewer"]["familyInvitations"]
+    assert invitation["familyAccountId"] == gid(family)
+    assert invitation["ownerPhone"] == family.owner.phone
+    with pytest.raises(DomainError) as refused:  # an invitation pays for no ride
+        await f.check(runtime, family, kid, 1)
+    assert refused.value.code is FamilyRideErrorCode.NOT_A_MEMBER
+    accepted = await _payload(client, ACCEPT, "familyInvitationAccept", kid_token, a=gid(family))
+    assert accepted["errors"] == [] and accepted["account"]["memberRole"] == "MEMBER"
+    viewer = await gql(client, VIEWER, token=kid_token)
     [account] = viewer["data"]["viewer"]["familyAccounts"]
     assert account["memberRole"] == "MEMBER"
+    again = await _payload(client, ACCEPT, "familyInvitationAccept", kid_token, a=gid(family))
+    assert _codes(again) == [("NOT_FOUND", "accountId")]
+
+
+async def test_an_invitation_can_be_declined_or_withdrawn(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    family = await f.create_family(runtime)
+    kid = await f.add_member(runtime, family, accept=False)
+    kid_token = await access_token(runtime, kid)
+    declined = await _payload(client, DECLINE, "familyInvitationDecline", kid_token, a=gid(family))
+    assert declined == {"accountId": gid(family), "errors": []}
+    assert (await gql(client, INVITATIONS, token=kid_token))["data"]["viewer"][
+        "familyInvitations"
+    ] == []
+    await f.add_member(runtime, family, kid, accept=False)  # the owner may invite again
+    member = member_gid(await f.member_id(runtime, family, kid))
+    withdrawn = await _payload(
+        client, REMOVE, "familyMemberRemove", family.owner_token, a=gid(family), m=member
+    )
+    assert withdrawn["errors"] == []
+    refused = await _payload(client, ACCEPT, "familyInvitationAccept", kid_token, a=gid(family))
+    assert _codes(refused) == [("NOT_FOUND", "accountId")]
+
+
+async def test_invitations_from_several_families_and_one_acceptance(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first, second = await f.create_family(runtime), await f.create_family(runtime)
+    kid = await f.add_member(runtime, first, accept=False)
+    await f.add_member(runtime, second, kid, accept=False)
+    kid_token = await access_token(runtime, kid)
+    listed = (await gql(client, INVITATIONS, token=kid_token))["data"]["viewer"]
+    assert {i["familyAccountId"] for i in listed["familyInvitations"]} == {gid(first), gid(second)}
+    ok = await _payload(client, ACCEPT, "familyInvitationAccept", kid_token, a=gid(first))
+    assert ok["errors"] == []
+    stranger = await access_token(runtime, await f.person(runtime))
+    before = await row_counts(runtime)
+    refused = await _payload(client, ACCEPT, "familyInvitationAccept", kid_token, a=gid(second))
+    assert _codes(refused) == [("ALREADY_IN_FAMILY", "accountId")]
+    assert await row_counts(runtime) == before
+    for doc, root in ((ACCEPT, "familyInvitationAccept"), (DECLINE, "familyInvitationDecline")):
+        nobody = await _payload(client, doc, root, stranger, a=gid(second))
+        assert _codes(nobody) == [("NOT_FOUND", "accountId")]
+    assert await row_counts(runtime) == before
 
 
 async def test_bad_member_adds_are_refused_and_change_nothing(

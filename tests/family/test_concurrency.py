@@ -1,6 +1,6 @@
 """Families under concurrency, on PostgreSQL and the embedded SQLite alike (`racing_runtime`
 commits for real): rides racing for the last of a limit (one passes), one order charged
-once, one person added to two families at once (one wins), migration triggers racing."""
+once, one person accepting two families' invitations at once (one wins)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import asyncio
 
 from sqlalchemy import func, select
 
+from app.models.base import utcnow
 from app.models.family import FamilyCharge, FamilyHold, FamilyMember, HoldStatus, LimitFrame
 from app.runtime import Runtime
 from app.services.errors import DomainError
+from app.services.family import members
 from app.services.family.codes import FamilyErrorCode
+from app.uow import unit_of_work
 from tests.factories import family as f
 
 RACERS = 8
@@ -49,21 +52,27 @@ async def test_one_order_is_charged_once_however_many_retries_race(
         assert await session.scalar(select(func.count()).select_from(FamilyCharge)) == 1
 
 
-async def test_a_person_added_to_two_families_at_once_joins_one(racing_runtime: Runtime) -> None:
+async def test_a_person_accepting_two_invitations_at_once_joins_one(
+    racing_runtime: Runtime,
+) -> None:
     runtime = racing_runtime
     first, second = await f.create_family(runtime), await f.create_family(runtime)
-    wanted = await f.person(runtime)
-    outcomes = await asyncio.gather(
-        f.add_member(runtime, first, wanted),
-        f.add_member(runtime, second, wanted),
-        return_exceptions=True,
-    )
+    wanted = await f.add_member(runtime, first, accept=False)
+    await f.add_member(runtime, second, wanted, accept=False)
+
+    async def accept(family: f.Family) -> None:
+        async with unit_of_work(runtime.session_factory) as session:
+            await members.accept(session, family.id, wanted.id, passport=None, now=utcnow())
+
+    outcomes = await asyncio.gather(accept(first), accept(second), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert len(errors) == 1
+    assert len(errors) == 1, outcomes
     assert isinstance(errors[0], DomainError)
     assert errors[0].code is FamilyErrorCode.ALREADY_IN_FAMILY
     async with runtime.session_factory() as session:
-        rows = await session.scalar(
-            select(func.count()).select_from(FamilyMember).where(FamilyMember.user_id == wanted.id)
+        accepted = await session.scalar(
+            select(func.count())
+            .select_from(FamilyMember)
+            .where(FamilyMember.user_id == wanted.id, FamilyMember.accepted_at.is_not(None))
         )
-    assert rows == 1
+    assert accepted == 1

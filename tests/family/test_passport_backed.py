@@ -39,6 +39,8 @@ LEAVE = """mutation($input: FamilyAccountInput!) { familyLeave(input: $input) {
   accountId errors { code } } }"""
 DELETE = """mutation($input: FamilyAccountInput!) { familyDelete(input: $input) {
   accountId errors { code } } }"""
+ACCEPT = """mutation($input: FamilyAccountInput!) { familyInvitationAccept(input: $input) {
+  account { memberRole } errors { code } } }"""
 
 
 @pytest.fixture(autouse=True)
@@ -150,19 +152,34 @@ def codes(body: dict[str, Any], name: str) -> list[str]:
 # --- member changes go to passport first -----------------------------------------------
 
 
-async def test_a_member_is_added_in_passport_first_then_here(
+async def _invite(http: httpx.AsyncClient, family: f.Family, newcomer: User) -> dict[str, Any]:
+    variables = {"input": {"accountId": gid(family), "phone": phone(newcomer)}}
+    return await gql(http, ADD, variables, token=family.owner_token)
+
+
+async def _accept(
+    runtime: Runtime, http: httpx.AsyncClient, family: f.Family, newcomer: User
+) -> dict[str, Any]:
+    token = await access_token(runtime, newcomer)
+    return await gql(http, ACCEPT, {"input": {"accountId": gid(family)}}, token=token)
+
+
+async def test_an_invitation_is_checked_and_its_acceptance_added_in_passport_first(
     runtime: Runtime, double: PassportDouble, http: httpx.AsyncClient
 ) -> None:
     family = await migrated(runtime, double)
     newcomer = await f.person(runtime)
-    variables = {"input": {"accountId": gid(family), "phone": phone(newcomer)}}
-    added = payload(await gql(http, ADD, variables, token=family.owner_token), "familyMemberAdd")
-    assert added["errors"] == []
-    assert added["member"]["phone"] == phone(newcomer)
-    assert added["member"]["portalStatus"] == "LINKED" and added["member"]["id"] is not None
+    added = payload(await _invite(http, family, newcomer), "familyMemberAdd")
+    assert added["errors"] == [] and added["member"]["id"] is not None
+    assert added["member"]["portalStatus"] == "LOCAL"  # invited: not in passport yet
+    assert phone(newcomer) not in in_passport(double)
+    assert await local_row(runtime, newcomer) == ("LOCAL", None)
+    accepted = await _accept(runtime, http, family, newcomer)
+    assert codes(accepted, "familyInvitationAccept") == []
     assert phone(newcomer) in in_passport(double)
     assert await local_row(runtime, newcomer) == ("LINKED", uid_for(phone(newcomer)))
     assert [c["operation"] for c in double.calls() if c["operation"] != "get_family"] == [
+        "find_account",
         "find_account",
         "add_member",
     ]
@@ -173,9 +190,9 @@ async def test_a_retried_add_still_adds_once(runtime: Runtime, double: PassportD
     newcomer = await f.person(runtime)
     double.faults(fail_next=1, operations=["add_member"])
     async with api(runtime, double, retries=2, retry_base_seconds=0.01) as retrying:
-        variables = {"input": {"accountId": gid(family), "phone": phone(newcomer)}}
-        body = await gql(retrying, ADD, variables, token=family.owner_token)
-    assert codes(body, "familyMemberAdd") == []
+        assert codes(await _invite(retrying, family, newcomer), "familyMemberAdd") == []
+        accepted = await _accept(runtime, retrying, family, newcomer)
+    assert codes(accepted, "familyInvitationAccept") == []
     assert [c["status"] for c in double.calls("add_member")] == [503, 200]
     assert await local_row(runtime, newcomer) == ("LINKED", uid_for(phone(newcomer)))
 
@@ -194,40 +211,52 @@ async def test_a_phone_passport_doesnt_know_is_refused_and_nothing_changes(
     assert double.calls("add_member") == []
 
 
-async def test_someone_in_another_passport_family_is_refused(
+async def test_someone_in_another_passport_family_cant_accept(
     runtime: Runtime, double: PassportDouble, http: httpx.AsyncClient
 ) -> None:
     family = await migrated(runtime, double)
     taken = await f.person(runtime)
     async with double.client() as passport:
         await passport.create_family(double.add_account(phone(taken)), idempotency_key="theirs")
+    assert codes(await _invite(http, family, taken), "familyMemberAdd") == []
     before = await row_counts(runtime)
-    variables = {"input": {"accountId": gid(family), "phone": phone(taken)}}
-    body = await gql(http, ADD, variables, token=family.owner_token)
-    assert codes(body, "familyMemberAdd") == ["ALREADY_IN_FAMILY"]
-    assert await row_counts(runtime) == before and await local_row(runtime, taken) is None
+    body = await _accept(runtime, http, family, taken)
+    assert codes(body, "familyInvitationAccept") == ["ALREADY_IN_FAMILY"]
+    assert await row_counts(runtime) == before
+    assert await local_row(runtime, taken) == ("LOCAL", None)  # still only invited
 
 
-OUTAGES: dict[str, dict[str, Any]] = {
-    "find_account": {"fail_next": 1, "operations": ["find_account"]},
-    "add_member": {"fail_next": 1, "operations": ["add_member"]},
-    "add_member_timeout": {"timeout_next": 1, "operations": ["add_member"]},
-}
-
-
-@pytest.mark.parametrize("outage", list(OUTAGES))
-async def test_passport_failing_on_an_add_changes_nothing_anywhere(
-    runtime: Runtime, double: PassportDouble, http: httpx.AsyncClient, outage: str
+@pytest.mark.parametrize(
+    "outage", [{"fail_next": 1}, {"timeout_next": 1}], ids=["find_account", "timeout"]
+)
+async def test_passport_failing_on_an_invitation_changes_nothing(
+    runtime: Runtime, double: PassportDouble, http: httpx.AsyncClient, outage: dict[str, Any]
 ) -> None:
     family = await migrated(runtime, double)
     newcomer = await f.person(runtime)
+    before = await row_counts(runtime)
+    double.faults(**outage, operations=["find_account"])
+    assert codes(await _invite(http, family, newcomer), "familyMemberAdd") == [
+        "PASSPORT_UNAVAILABLE"
+    ]
+    assert await row_counts(runtime) == before and await local_row(runtime, newcomer) is None
+
+
+@pytest.mark.parametrize(
+    "outage", [{"fail_next": 1}, {"timeout_next": 1}], ids=["add_member", "add_member_timeout"]
+)
+async def test_passport_failing_on_an_acceptance_changes_nothing_anywhere(
+    runtime: Runtime, double: PassportDouble, http: httpx.AsyncClient, outage: dict[str, Any]
+) -> None:
+    family = await migrated(runtime, double)
+    newcomer = await f.person(runtime)
+    assert codes(await _invite(http, family, newcomer), "familyMemberAdd") == []
     before, members = await row_counts(runtime), in_passport(double)
-    double.faults(**OUTAGES[outage])
-    variables = {"input": {"accountId": gid(family), "phone": phone(newcomer)}}
-    body = await gql(http, ADD, variables, token=family.owner_token)
-    assert codes(body, "familyMemberAdd") == ["PASSPORT_UNAVAILABLE"]
+    double.faults(**outage, operations=["add_member"])
+    body = await _accept(runtime, http, family, newcomer)
+    assert codes(body, "familyInvitationAccept") == ["PASSPORT_UNAVAILABLE"]
     assert await row_counts(runtime) == before and in_passport(double) == members
-    assert await local_row(runtime, newcomer) is None
+    assert await local_row(runtime, newcomer) == ("LOCAL", None)
 
 
 @pytest.mark.parametrize("fails", [False, True])

@@ -74,8 +74,8 @@ async def locked_family(
 ) -> LockedFamily:
     """The family, locked, if `user_id` belongs to it (and owns it, with `owner`).
 
-    A family the caller is not in is NOT_FOUND (ids can't be probed); a member who isn't the
-    owner gets NOT_OWNER.
+    A family the caller is not in (or only invited to) is NOT_FOUND (ids can't be probed); a
+    member who isn't the owner gets NOT_OWNER.
     """
     row = (
         await session.execute(
@@ -86,6 +86,7 @@ async def locked_family(
                 exists()
                 .where(FamilyMember.account_id == FamilyAccount.id)
                 .where(FamilyMember.user_id == user_id)
+                .where(FamilyMember.accepted_at.is_not(None))
                 .label("is_member"),
             )
             .where(FamilyAccount.id == account_id)
@@ -99,6 +100,32 @@ async def locked_family(
             FamilyErrorCode.NOT_OWNER, "Only the family's owner can do this.", "accountId"
         )
     return LockedFamily(row.id, row.owner_id, row.passport_family_id)
+
+
+async def locked_invitation(
+    session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[LockedFamily, uuid.UUID]:
+    """The family, locked, and the caller's pending invitation to it; NOT_FOUND if none."""
+    row = (
+        await session.execute(
+            select(
+                FamilyAccount.id,
+                FamilyAccount.owner_id,
+                FamilyAccount.passport_family_id,
+                FamilyMember.id.label("member_id"),
+            )
+            .join(FamilyMember, FamilyMember.account_id == FamilyAccount.id)
+            .where(
+                FamilyAccount.id == account_id,
+                FamilyMember.user_id == user_id,
+                FamilyMember.accepted_at.is_(None),
+            )
+            .with_for_update(of=FamilyAccount)
+        )
+    ).one_or_none()
+    if row is None:
+        raise DomainError(FamilyErrorCode.NOT_FOUND, "No invitation to this family.", "accountId")
+    return LockedFamily(row.id, row.owner_id, row.passport_family_id), row.member_id
 
 
 async def create_family(

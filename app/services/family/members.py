@@ -1,9 +1,13 @@
-"""A family's members and their limits: add, remove, leave, set a limit (the owner's acts).
+"""A family's members and their limits: invite, accept or decline, remove, leave, limits.
 
-Every change runs under the family lock (`accounts.locked_family`). In a migrated family a
-member change is made in passport first, then mirrored locally (SPEC §5): a member is added
-only when passport knows an account of their phone and adds it; a refusal or failure of
-passport changes nothing here. A limit is local in every family (passport keeps none).
+The owner invites by phone (`add_member`); the invitee becomes a member when they accept:
+nobody is put into a family without saying yes, and an invitation doesn't stop them joining
+or creating another family meanwhile (one *accepted* membership per person). Every change
+runs under the family lock (`accounts.locked_family` / `locked_invitation`). In a migrated
+family a member change is made in passport first, then mirrored locally (SPEC §5): an
+invitation needs a phone passport knows, accepting it adds them in passport, removing or
+leaving removes them there; a refusal or failure of passport changes nothing here. A limit
+is local in every family (passport keeps none); the owner may set it before acceptance.
 """
 
 from __future__ import annotations
@@ -13,15 +17,27 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import upsert_insert
 from app.integrations.passport.client import PassportClient
 from app.integrations.passport.errors import PassportError, PassportErrorCode
-from app.models.family import FamilyMember, FamilyRole, LimitFrame, PortalStatus
+from app.models.family import (
+    FamilyMember,
+    FamilyRole,
+    LimitFrame,
+    PortalStatus,
+)
 from app.models.identity import User, UserStatus
 from app.services.errors import DomainError
-from app.services.family.accounts import MAX_MEMBERS, LockedFamily, locked_family, passport_call
+from app.services.family.accounts import (
+    MAX_MEMBERS,
+    LockedFamily,
+    locked_family,
+    locked_invitation,
+    passport_call,
+)
 from app.services.family.codes import FamilyErrorCode
 from app.services.validation import MAX_MINOR, InvalidValue, check_currency, normalize_phone
 
@@ -67,35 +83,48 @@ async def _user_by_phone(session: AsyncSession, phone: str) -> uuid.UUID:
     return found
 
 
-async def _check_room(session: AsyncSession, family: LockedFamily, user_id: uuid.UUID) -> None:
-    current = await session.scalar(
-        select(FamilyMember.account_id).where(FamilyMember.user_id == user_id)
+async def _accepted_family(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(FamilyMember.account_id).where(
+            FamilyMember.user_id == user_id, FamilyMember.accepted_at.is_not(None)
+        )
     )
+
+
+async def _check_room(session: AsyncSession, family: LockedFamily, user_id: uuid.UUID) -> None:
+    current = await _accepted_family(session, user_id)
     if current == family.id:
         raise DomainError(FamilyErrorCode.ALREADY_MEMBER, "Already in this family.", "phone")
     if current is not None:
         raise DomainError(FamilyErrorCode.ALREADY_IN_FAMILY, "They are in a family.", "phone")
+    invited = await session.scalar(
+        select(FamilyMember.id).where(
+            FamilyMember.account_id == family.id, FamilyMember.user_id == user_id
+        )
+    )
+    if invited is not None:
+        raise DomainError(FamilyErrorCode.ALREADY_MEMBER, "Invited already.", "phone")
     count = await session.scalar(
         select(func.count()).select_from(FamilyMember).where(FamilyMember.account_id == family.id)
     )
     if int(count or 0) >= MAX_MEMBERS:
         raise DomainError(
-            FamilyErrorCode.FAMILY_FULL, f"A family has at most {MAX_MEMBERS} people.", "phone"
+            FamilyErrorCode.FAMILY_FULL,
+            f"A family has at most {MAX_MEMBERS} people, the invited included.",
+            "phone",
         )
 
 
-async def _link_in_passport(passport: PassportClient | None, family_id: str, phone: str) -> str:
-    """Add the phone's passport account to the passport family; its uid."""
+async def _portal_uid(passport: PassportClient | None, phone: str, field: str | None) -> str:
+    """The uid of the phone's passport account; NO_PORTAL_ACCOUNT if it has none."""
     account = await passport_call(passport, lambda client: client.find_account(phone))
     if account is None:
         raise DomainError(
             FamilyErrorCode.NO_PORTAL_ACCOUNT,
             "This family lives in passport, and this number has no passport account.",
-            "phone",
+            field,
         )
-    uid = account.uid
-    await passport_call(passport, lambda client: client.add_member(family_id, uid))
-    return uid
+    return account.uid
 
 
 async def add_member(
@@ -108,7 +137,12 @@ async def add_member(
     passport: PassportClient | None,
     now: datetime,
 ) -> uuid.UUID:
-    """Add the user with `phone` to the owner's family; the new member's id."""
+    """Invite the user with `phone` to the owner's family; the new member's id.
+
+    They become a member when they accept (`accept`): nobody is put into a family without
+    saying yes. In a migrated family the phone must have a passport account (asked now, so
+    the owner hears at once); passport adds them when they accept.
+    """
     family = await locked_family(session, account_id, owner_id)
     phone = _phone(phone)
     limit = check_limit(limit)
@@ -116,10 +150,8 @@ async def add_member(
     if user_id == owner_id:
         raise DomainError(FamilyErrorCode.OWNER_IS_MEMBER, "You are the owner.", "phone")
     await _check_room(session, family, user_id)
-    portal_uid, status = None, PortalStatus.LOCAL
     if family.passport_family_id is not None:
-        portal_uid = await _link_in_passport(passport, family.passport_family_id, phone)
-        status = PortalStatus.LINKED
+        await _portal_uid(passport, phone, "phone")
     member_id = uuid.uuid4()
     inserted = await session.execute(
         upsert_insert(session, FamilyMember)
@@ -128,9 +160,8 @@ async def add_member(
             account_id=account_id,
             user_id=user_id,
             role=FamilyRole.MEMBER,
-            accepted_at=now,
-            portal_status=status,
-            portal_uid=portal_uid,
+            accepted_at=None,
+            portal_status=PortalStatus.LOCAL,
             limit_amount_minor=limit.amount_minor if limit else None,
             limit_currency=limit.currency if limit else None,
             limit_frame=limit.frame if limit else None,
@@ -138,9 +169,61 @@ async def add_member(
         .on_conflict_do_nothing()
         .returning(FamilyMember.id)
     )
-    if inserted.first() is None:  # a concurrent add of the same user to another family won
-        raise DomainError(FamilyErrorCode.ALREADY_IN_FAMILY, "They are in a family.", "phone")
+    if inserted.first() is None:  # a concurrent invitation of the same person won
+        raise DomainError(FamilyErrorCode.ALREADY_MEMBER, "Invited already.", "phone")
     return member_id
+
+
+async def _phone_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(User.phone).where(User.id == user_id))
+
+
+async def accept(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    passport: PassportClient | None,
+    now: datetime,
+) -> None:
+    """Accept an invitation: the caller becomes a member (in passport first, once migrated).
+
+    One accepted family per person: the partial unique index decides between two
+    acceptances racing (the loser's update fails inside a savepoint: ALREADY_IN_FAMILY).
+    """
+    family, member_id = await locked_invitation(session, account_id, user_id)
+    if await _accepted_family(session, user_id) is not None:
+        raise DomainError(
+            FamilyErrorCode.ALREADY_IN_FAMILY, "Leave your family first.", "accountId"
+        )
+    values: dict[str, object] = {"accepted_at": now, "updated_at": now}
+    pfid = family.passport_family_id
+    if pfid is not None:
+        phone = await _phone_of(session, user_id)
+        if phone is None:
+            raise DomainError(
+                FamilyErrorCode.NO_PORTAL_ACCOUNT, "No phone, no passport account.", "accountId"
+            )
+        uid = await _portal_uid(passport, phone, "accountId")
+        await passport_call(passport, lambda client: client.add_member(pfid, uid))
+        values |= {"portal_status": PortalStatus.LINKED, "portal_uid": uid}
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                update(FamilyMember)
+                .where(FamilyMember.id == member_id, FamilyMember.accepted_at.is_(None))
+                .values(values)
+            )
+    except IntegrityError as exc:
+        raise DomainError(
+            FamilyErrorCode.ALREADY_IN_FAMILY, "Leave your family first.", "accountId"
+        ) from exc
+
+
+async def decline(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Turn an invitation down (the owner may invite again)."""
+    _, member_id = await locked_invitation(session, account_id, user_id)
+    await session.execute(delete(FamilyMember).where(FamilyMember.id == member_id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,7 @@ async def _members(session: AsyncSession, account_id: uuid.UUID) -> tuple[Member
     rows = await session.execute(
         select(FamilyMember.id, FamilyMember.user_id, FamilyMember.role, User.phone)
         .join(User, User.id == FamilyMember.user_id)
-        .where(FamilyMember.account_id == account_id)
+        .where(FamilyMember.account_id == account_id, FamilyMember.accepted_at.is_not(None))
         .order_by(FamilyMember.accepted_at, FamilyMember.id)
     )
     return tuple(MemberSnapshot(*row) for row in rows)

@@ -80,8 +80,11 @@ class FamilyView:
 
 
 async def family_id_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The family the user is a member of (accepted); None when in none."""
     return await session.scalar(
-        select(FamilyMember.account_id).where(FamilyMember.user_id == user_id)
+        select(FamilyMember.account_id).where(
+            FamilyMember.user_id == user_id, FamilyMember.accepted_at.is_not(None)
+        )
     )
 
 
@@ -95,7 +98,7 @@ async def accounts_by_ids(
     members: dict[uuid.UUID, set[uuid.UUID]] = {}
     for account_id, user_id in await session.execute(
         select(FamilyMember.account_id, FamilyMember.user_id).where(
-            FamilyMember.account_id.in_(ids)
+            FamilyMember.account_id.in_(ids), FamilyMember.accepted_at.is_not(None)
         )
     ):
         members.setdefault(account_id, set()).add(user_id)
@@ -211,7 +214,11 @@ def _from_passport(
         listed.append(
             MemberView(None, None, member.phone, role, None, PortalStatus.LINKED, None, False)
         )
-    stayed = [views[row.id] for row in rows if row.portal_status in _NEVER_IN_PASSPORT]
+    stayed = [
+        views[row.id]
+        for row in rows
+        if row.portal_status in _NEVER_IN_PASSPORT or row.accepted_at is None
+    ]
     return listed + stayed
 
 
@@ -252,7 +259,7 @@ async def family_view(
     error = None
     if account.passport_family_id is not None:
         members, error = await _passport_members(passport, account.passport_family_id, rows, views)
-    me = next((row for row in rows if row.user_id == viewer_id), None)
+    me = next((r for r in rows if r.user_id == viewer_id and r.accepted_at is not None), None)
     migration = await session.scalar(
         select(FamilyMigration.state).where(FamilyMigration.account_id == account_id)
     )
@@ -343,9 +350,36 @@ async def launch_family(session: AsyncSession, user_id: uuid.UUID) -> LaunchView
         await session.execute(
             select(FamilyMember.account_id, FamilyMember.role, FamilyAccount.passport_family_id)
             .join(FamilyAccount, FamilyAccount.id == FamilyMember.account_id)
-            .where(FamilyMember.user_id == user_id)
+            .where(FamilyMember.user_id == user_id, FamilyMember.accepted_at.is_not(None))
         )
     ).one_or_none()
     if row is None:
         return None
     return LaunchView(row.account_id, row.role, row.passport_family_id is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationView:
+    account_id: uuid.UUID
+    name: str
+    color: str
+    owner_phone: str | None
+    invited_at: datetime
+
+
+async def invitations_of(session: AsyncSession, user_id: uuid.UUID) -> list[InvitationView]:
+    """The families that invited the user and wait for an answer, newest first."""
+    rows = await session.execute(
+        select(
+            FamilyAccount.id,
+            FamilyAccount.name,
+            FamilyAccount.color,
+            _OWNER.phone,
+            FamilyMember.created_at,
+        )
+        .join(FamilyMember, FamilyMember.account_id == FamilyAccount.id)
+        .join(_OWNER, _OWNER.id == FamilyAccount.owner_id)
+        .where(FamilyMember.user_id == user_id, FamilyMember.accepted_at.is_(None))
+        .order_by(FamilyMember.created_at.desc(), FamilyAccount.id)
+    )
+    return [InvitationView(*row) for row in rows]

@@ -52,7 +52,11 @@ def _member_read() -> Any:
         .select_from(FamilyMember)
         .join(FamilyAccount, FamilyAccount.id == FamilyMember.account_id)
         .join(User, User.id == FamilyAccount.owner_id)
-        .where(FamilyMember.account_id == ACCOUNT, FamilyMember.user_id == USER)
+        .where(
+            FamilyMember.account_id == ACCOUNT,
+            FamilyMember.user_id == USER,
+            FamilyMember.accepted_at.is_not(None),  # an invitation pays for no ride
+        )
     )
 
 
