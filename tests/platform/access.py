@@ -116,6 +116,8 @@ ACCESS: dict[str, Access] = {
     "Mutation.familyMemberAdd": Access.USER,
     "Mutation.familyMemberRemove": Access.USER,
     "Mutation.familyLeave": Access.USER,
+    "Mutation.familyInvitationAccept": Access.USER,
+    "Mutation.familyInvitationDecline": Access.USER,
     "Mutation.familyMemberLimitSet": Access.USER,
     "Mutation.familyPaymentMethodSet": Access.USER,
     "Mutation.familyNotificationsMarkSeen": Access.USER,
@@ -285,6 +287,9 @@ OWNED: dict[str, Owned] = {
         },
     ),
     "Mutation.familyLeave": Owned(Refers.IDS, {"FamilyAccount": Outcome.NOT_FOUND}),
+    # an answer to an invitation the caller doesn't have: NOT_FOUND, as for any family
+    "Mutation.familyInvitationAccept": Owned(Refers.IDS, {"FamilyAccount": Outcome.NOT_FOUND}),
+    "Mutation.familyInvitationDecline": Owned(Refers.IDS, {"FamilyAccount": Outcome.NOT_FOUND}),
     "Mutation.familyMemberLimitSet": Owned(
         Refers.IDS,
         {"FamilyMember": Outcome.NOT_FOUND, "FamilyMember in own family": Outcome.MEMBER_NOT_FOUND},

@@ -664,6 +664,16 @@ FAMILY_MARK = """
 mutation Mark($ids: [ID!]!) {
   familyNotificationsMarkSeen(input: {ids: $ids}) { marked errors { code field } }
 }"""
+FAMILY_ACCEPT = """
+mutation Accept($accountId: ID!) {
+  familyInvitationAccept(input: {accountId: $accountId}) {
+    account { id members { id phone } } errors { code field }
+  }
+}"""
+FAMILY_DECLINE = """
+mutation Decline($accountId: ID!) {
+  familyInvitationDecline(input: {accountId: $accountId}) { accountId errors { code field } }
+}"""
 FAMILY_NODE = """
 query Family($id: ID!) { node(id: $id) { id ... on FamilyAccount { members { id phone } } } }"""
 VICTIM_LIMIT = {"amountMinor": 10_000, "currency": "RUB", "frame": "MONTH"}
@@ -766,6 +776,25 @@ async def _family_notifications_control(world: World) -> None:
     assert _payload(body, "familyNotificationsMarkSeen") == {"marked": 1, "errors": []}
 
 
+async def _invitation_control(world: World, document: str, field: str) -> None:
+    """The victim invites a newcomer, whose answer (with the same id) is taken."""
+    newcomer = await families.person(world.runtime)
+    variables = {"accountId": _account_gid(world.victim), "phone": newcomer.phone}
+    invited = await world.call(FAMILY_MEMBER_ADD, variables, world.victim.token)
+    assert _payload(invited, "familyMemberAdd")["errors"] == [], invited
+    token = await access_token(world.runtime, newcomer)
+    body = await world.call(document, {"accountId": _account_gid(world.victim)}, token)
+    assert _payload(body, field)["errors"] == [], body
+
+
+async def _accept_control(world: World) -> None:
+    await _invitation_control(world, FAMILY_ACCEPT, "familyInvitationAccept")
+
+
+async def _decline_control(world: World) -> None:
+    await _invitation_control(world, FAMILY_DECLINE, "familyInvitationDecline")
+
+
 async def _attacker_phone(world: World) -> dict[str, Any]:
     assert world.attacker.phone is not None
     return {"phone": world.attacker.phone}
@@ -824,6 +853,13 @@ FAMILY_CASES: dict[tuple[str, str], Case] = {
         lambda v: {"accountId": _account_gid(v), "cardIds": [v.card]},
         _cards_set_control,
         setup=_own_family,
+    ),
+    # the attacker, invited by nobody, answers for the victim's family
+    ("Mutation.familyInvitationAccept", "FamilyAccount"): Case(
+        FAMILY_ACCEPT, lambda v: {"accountId": _account_gid(v)}, _accept_control
+    ),
+    ("Mutation.familyInvitationDecline", "FamilyAccount"): Case(
+        FAMILY_DECLINE, lambda v: {"accountId": _account_gid(v)}, _decline_control
     ),
     ("Mutation.familyNotificationsMarkSeen", "FamilyNotification"): Case(
         FAMILY_MARK,
