@@ -26,9 +26,9 @@ strawberry.enum(
     name="FamilyErrorCode",
     description=(
         "Why a family mutation was refused (`field` names the input). NOT_FOUND: no such "
-        "family, or one the caller isn't in. NOT_OWNER: only the owner changes members, "
+        "family, one the caller isn't in, or no invitation to it. NOT_OWNER: only the owner changes members, "
         "limits and cards. ALREADY_IN_FAMILY: the user owns or belongs to a family already "
-        "(one each). ALREADY_MEMBER. OWNER_IS_MEMBER: the owner can't be added, removed or "
+        "(one each). ALREADY_MEMBER: a member or invited already. OWNER_IS_MEMBER: the owner can't be added, removed or "
         "limited as a member. USER_NOT_FOUND: nobody with that phone uses the app. "
         "MEMBER_NOT_FOUND. FAMILY_FULL: 8 people at most. OWNER_CANNOT_LEAVE: the owner "
         "deletes the family instead. RIDE_IN_PROGRESS: a ride holds part of a limit. "
