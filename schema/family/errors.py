@@ -26,17 +26,18 @@ strawberry.enum(
     name="FamilyErrorCode",
     description=(
         "Why a family mutation was refused (`field` names the input). NOT_FOUND: no such "
-        "family, one the caller isn't in, or no invitation to it. NOT_OWNER: only the owner changes members, "
-        "limits and cards. ALREADY_IN_FAMILY: the user owns or belongs to a family already "
-        "(one each). ALREADY_MEMBER: a member or invited already. OWNER_IS_MEMBER: the owner can't be added, removed or "
-        "limited as a member. USER_NOT_FOUND: nobody with that phone uses the app. "
-        "MEMBER_NOT_FOUND. FAMILY_FULL: 8 people at most. OWNER_CANNOT_LEAVE: the owner "
-        "deletes the family instead. RIDE_IN_PROGRESS: a ride holds part of a limit. "
-        "INVALID_NAME (1-64 printable characters), INVALID_COLOR (RRGGBB), INVALID_PHONE "
-        "(+E.164), INVALID_AMOUNT (0-2,000,000,000 minor units), INVALID_CURRENCY. "
-        "CARD_NOT_FOUND: not a card of the owner's. MAIN_CARD_NOT_SHARED. TOO_MANY_CARDS (5). "
-        "NO_PORTAL_ACCOUNT: a family in passport takes members with a passport account only. "
-        "PASSPORT_UNAVAILABLE: passport failed; nothing was changed. TOO_MANY_IDS (100)."
+        "family, one the caller isn't in, or no invitation to it. NOT_OWNER: only the owner "
+        "changes members, limits and cards. ALREADY_IN_FAMILY: the user owns or belongs to a "
+        "family already (one each). ALREADY_MEMBER: a member or invited already. "
+        "OWNER_IS_MEMBER: the owner can't be added, removed or limited as a member. "
+        "USER_NOT_FOUND: nobody with that phone uses the app. MEMBER_NOT_FOUND. FAMILY_FULL: "
+        "8 people at most. OWNER_CANNOT_LEAVE: the owner deletes the family instead. "
+        "RIDE_IN_PROGRESS: a ride holds part of a limit. INVALID_NAME (1-64 printable "
+        "characters), INVALID_COLOR (RRGGBB), INVALID_PHONE (+E.164), INVALID_AMOUNT "
+        "(0-2,000,000,000 minor units), INVALID_CURRENCY. CARD_NOT_FOUND: not a card of the "
+        "owner's. MAIN_CARD_NOT_SHARED. TOO_MANY_CARDS (5). NO_PORTAL_ACCOUNT: a family in "
+        "passport takes members with a passport account only. PASSPORT_UNAVAILABLE: passport "
+        "failed; nothing was changed. TOO_MANY_IDS (100)."
     ),
 )
 strawberry.enum(
