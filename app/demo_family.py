@@ -16,9 +16,7 @@ from app.services.family.members import LimitSpec
 DEMO_CARD = "card-xdemo0000boris"
 
 
-async def load_demo_family(
-    session: AsyncSession, owner: User, riders: list[User]
-) -> uuid.UUID:
+async def load_demo_family(session: AsyncSession, owner: User, riders: list[User]) -> uuid.UUID:
     """The family; returns its id."""
     now = utcnow()
     account_id = await accounts.create_family(
