@@ -24,7 +24,7 @@ from app.integrations.passport.client import PassportClient
 from app.integrations.passport.errors import PassportError
 from app.models.base import utcnow
 from app.models.family import MigrationState
-from app.services.family import migration, rides
+from app.services.family import migration_job, rides
 from app.settings import Settings
 from jobs.broker import actor
 from jobs.runtime import job_runtime, unit_of_work
@@ -52,24 +52,24 @@ async def run_migration(
     family_id = uuid.UUID(account_id)
     now = utcnow()
     async with units() as session:
-        snapshot = await migration.claim(session, family_id, lease=LEASE, now=now)
+        snapshot = await migration_job.claim(session, family_id, lease=LEASE, now=now)
         held = None
         if snapshot is None:
-            held = await migration.lease_held_until(session, family_id, now=now)
+            held = await migration_job.lease_held_until(session, family_id, now=now)
     if snapshot is None:
         return None if held is None else held - now + LEASE_MARGIN
     try:
         if passport is None:
-            raise migration.MigrationFailure("PASSPORT_OFF", permanent=True)
-        linked = await migration.link_in_passport(passport, snapshot)
-        links = migration.MovedLinks(
+            raise migration_job.MigrationFailure("PASSPORT_OFF", permanent=True)
+        linked = await migration_job.link_in_passport(passport, snapshot)
+        links = migration_job.MovedLinks(
             settings.family_moved_owner_link, settings.family_moved_member_link
         )
         async with units() as session:
-            return await migration.finish(session, snapshot, linked, links=links, now=utcnow())
-    except migration.MigrationFailure as failure:
+            return await migration_job.finish(session, snapshot, linked, links=links, now=utcnow())
+    except migration_job.MigrationFailure as failure:
         if passport is not None and (failure.unlink or failure.orphaned):
-            left = await migration.undo_in_passport(passport, failure)
+            left = await migration_job.undo_in_passport(passport, failure)
             if left:
                 log.warning(
                     "family.migration_undo_failed",
@@ -83,11 +83,11 @@ async def run_migration(
 async def _failed(
     units: Units,
     settings: Settings,
-    snapshot: migration.Snapshot,
-    failure: migration.MigrationFailure,
+    snapshot: migration_job.Snapshot,
+    failure: migration_job.MigrationFailure,
 ) -> MigrationState | timedelta | None:
     async with units() as session:
-        state = await migration.record_failure(
+        state = await migration_job.record_failure(
             session,
             snapshot,
             failure,
@@ -104,7 +104,7 @@ async def _failed(
     )
     if state is not MigrationState.PENDING:
         return state
-    return migration.backoff(
+    return migration_job.backoff(
         snapshot.attempt,
         base=timedelta(seconds=settings.family_migration_retry_base_seconds),
         cap=timedelta(seconds=settings.family_migration_retry_max_seconds),

@@ -16,7 +16,7 @@ from app.integrations.passport import PassportClient
 from app.models.base import utcnow
 from app.models.family import FamilyAccount, FamilyMember, MigrationState
 from app.runtime import Runtime
-from app.services.family import accounts, migration
+from app.services.family import accounts, migration_job
 from app.uow import unit_of_work
 from jobs.family import LEASE, LEASE_MARGIN, run_migration
 from tests.factories import family as f
@@ -90,9 +90,9 @@ async def test_a_pending_family_linked_meanwhile_is_done_without_passport(
     assert double.calls() == []
 
 
-async def claim(runtime: Runtime, family: f.Family, *, ago: timedelta) -> migration.Snapshot:
+async def claim(runtime: Runtime, family: f.Family, *, ago: timedelta) -> migration_job.Snapshot:
     async with unit_of_work(runtime.session_factory) as session:
-        snapshot = await migration.claim(session, family.id, lease=LEASE, now=utcnow() - ago)
+        snapshot = await migration_job.claim(session, family.id, lease=LEASE, now=utcnow() - ago)
     assert snapshot is not None
     return snapshot
 
@@ -121,13 +121,13 @@ async def test_a_run_that_lost_its_claim_changes_nothing(
     stale = await claim(runtime, family, ago=LEASE + timedelta(seconds=5))
     fresh = await claim(runtime, family, ago=timedelta(0))
     assert fresh.attempt == stale.attempt + 1
-    linked = await migration.link_in_passport(passport, stale)
-    links = migration.MovedLinks("o", "m")
+    linked = await migration_job.link_in_passport(passport, stale)
+    links = migration_job.MovedLinks("o", "m")
     async with unit_of_work(runtime.session_factory) as session:
-        assert await migration.finish(session, stale, linked, links=links, now=utcnow()) is None
+        assert await migration_job.finish(session, stale, linked, links=links, now=utcnow()) is None
     async with unit_of_work(runtime.session_factory) as session:
-        failure = migration.MigrationFailure("PASSPORT_UNAVAILABLE", permanent=False)
-        retry = await migration.record_failure(
+        failure = migration_job.MigrationFailure("PASSPORT_UNAVAILABLE", permanent=False)
+        retry = await migration_job.record_failure(
             session, stale, failure, max_attempts=5, now=utcnow()
         )
     assert retry is None
