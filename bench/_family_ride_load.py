@@ -146,10 +146,16 @@ def lua_script(
     }
 
 
+def _wait_for_file(path: Path) -> None:
+    while not path.exists():
+        time.sleep(0.005)
+
+
 async def baseline_process(config: dict[str, Any]) -> None:
     """CLIENTS tasks over a pool of CLIENTS connections, each in a loop: one ride check with
-    a hold (BASELINE_SQL, autocommitted) for a rider picked at random; prints MEASURE after
-    the warm-up, then one BENCH line (the wrk script's format)."""
+    a hold (BASELINE_SQL, autocommitted) for a rider picked at random. After the warm-up it
+    prints WARM (its counts), waits for the bench's go file, prints MEASURE and runs the
+    measured part, then one BENCH line (the wrk script's format)."""
     clients = int(config["clients"])
     riders = [(r[0], r[1]) for r in config["riders"]]
     amount, currency, limit = int(config["amount"]), config["currency"], int(config["limit"])
@@ -197,6 +203,13 @@ async def baseline_process(config: dict[str, Any]) -> None:
 
     try:
         warm, warm_failed, _ = await phase(float(config["warmup"]), "w")
+        if failures:
+            print("BENCH_FAILURE " + failures[0], flush=True)
+        warm_result = {"ok": len(warm) - warm_failed, "failed": warm_failed}
+        print("WARM " + json.dumps(warm_result), flush=True)
+        # The bench checks the warm-up's holds and clears them, then creates the go file.
+        await asyncio.to_thread(_wait_for_file, Path(config["go"]))
+        failures.clear()
         print("MEASURE", flush=True)
         latencies, failed, seconds = await phase(float(config["duration"]), "m")
     finally:

@@ -1,13 +1,15 @@
 """Family bench data (bench_family_ride_check, bench_family_migration): users with phones in
 bulk (Core, no password hash: nobody logs in), then families and members through the
 domain's own services (`accounts.create_family`, then `members.add_member` and the
-invitee's `members.accept`), so the rows are what production makes. PostgreSQL and SQLite."""
+invitee's `members.accept`), so the rows are what production makes (PostgreSQL and SQLite);
+and, for the ride checks, holds of past rides (`add_history`, PostgreSQL)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
+import asyncpg
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +20,8 @@ from app.services.family import accounts, members
 from app.services.family.members import LimitSpec
 
 USER_BATCH = 1000
+RIDER_HISTORY = 500  # RELEASED holds per rider (add_history); order ids start with "past-"
+OTHER_FAMILIES, OTHER_HOLDS, OTHER_LIVE = 1000, 100_000, 2000
 
 
 def phone(index: int, prefix: str = "+7916") -> str:
@@ -102,3 +106,47 @@ async def create_families(
 
 def month_limit(amount_minor: int, currency: str) -> LimitSpec:
     return LimitSpec(amount_minor, currency, LimitFrame.MONTH)
+
+
+async def add_history(db: asyncpg.Connection, riders: set[tuple[str, str]]) -> None:
+    """Holds of past rides, then ANALYZE once, so the planner sees a table shaped as in
+    production: RIDER_HISTORY RELEASED holds per rider, OTHER_FAMILIES other families (an
+    owner each) with OTHER_HOLDS holds between them, OTHER_LIVE of them HELD and live (rides
+    in progress elsewhere). Over an empty, analyzed table PostgreSQL's plan of the sums is a
+    sequential scan, or the HELD expiry index, which sums every live hold of every member."""
+    for account, user in riders:
+        await db.execute(
+            "INSERT INTO family_holds (id, account_id, user_id, order_id, amount_minor,"
+            " currency, status, expires_at, created_at, updated_at)"
+            " SELECT gen_random_uuid(), $1::uuid, $2::uuid, 'past-' || $2 || '-' || n, 100,"
+            " 'RUB', 'RELEASED', now() - interval '1 day', now() - interval '1 day',"
+            " now() - interval '1 day' FROM generate_series(1, $3::int) AS n",
+            account,
+            user,
+            RIDER_HISTORY,
+        )
+    await db.execute(
+        "INSERT INTO users (id, email, status, roles, locale, timezone, created_at, updated_at)"
+        " SELECT gen_random_uuid(), 'past-' || n || '@example.com', 'ACTIVE', '[\"USER\"]',"
+        " 'en', 'UTC', now(), now() FROM generate_series(1, $1::int) AS n",
+        OTHER_FAMILIES,
+    )
+    await db.execute(
+        "INSERT INTO family_accounts (id, owner_id, type, name, color, has_plus_multi,"
+        " created_at, updated_at) SELECT gen_random_uuid(), id, 'FAMILY', 'Past', '00AAFF',"
+        " false, now(), now() FROM users WHERE email LIKE 'past-%'"
+    )
+    await db.execute(
+        "INSERT INTO family_holds (id, account_id, user_id, order_id, amount_minor, currency,"
+        " status, expires_at, created_at, updated_at)"
+        " SELECT gen_random_uuid(), a.id, a.owner_id, 'past-other-' || n, 100, 'RUB',"
+        " CASE WHEN n <= $2 THEN 'HELD' ELSE 'RELEASED' END,"
+        " now() + CASE WHEN n <= $2 THEN interval '1 day' ELSE interval '-1 day' END,"
+        " now(), now() FROM generate_series(1, $1::int) AS n"
+        " JOIN (SELECT id, owner_id, row_number() OVER (ORDER BY id) - 1 AS k"
+        "       FROM family_accounts WHERE name = 'Past') AS a ON a.k = n % $3",
+        OTHER_HOLDS,
+        OTHER_LIVE,
+        OTHER_FAMILIES,
+    )
+    await db.execute("VACUUM ANALYZE users, family_accounts, family_members, family_holds")

@@ -4,8 +4,8 @@ and the share of time spent in passport calls.
 Set-up: the passport double as a real process (`engage passport-double` on loopback, every
 valid phone has an account), a fresh bench database (PostgreSQL by default, SQLite with
 BENCH_MIGRATION_DB=sqlite), BENCH_MIGRATION_FAMILIES families of an owner and
-BENCH_MIGRATION_MEMBERS members (users with phones inserted in bulk, the families and members
-through the domain's services: bench/_family_seed.py).
+BENCH_MIGRATION_MEMBERS members (users with phones inserted in bulk; the families, the
+invitations and their acceptances through the domain's services: bench/_family_seed.py).
 
 A run: every family scheduled (`migration.schedule`, trigger BULK: the row PENDING and its
 outbox message), then `jobs.family.run_migration(units, passport, settings, account_id)` for
@@ -20,8 +20,9 @@ job's time, and where the jobs' time goes:
 - database: the time inside the job's units of work (claim; finish with its commit);
 - the rest: the job's Python between them.
 With C > 1 the shares are of the jobs' summed time (C x wall), and a call's time includes
-waiting for this process's event loop. CPU per family from /proc: this process, the double,
-PostgreSQL, the whole machine.
+waiting for this process's event loop. Also: the statements the jobs sent (the engine's
+`before_cursor_execute`; BEGIN and COMMIT not counted), and CPU per family from /proc: this
+process, the double, PostgreSQL, the whole machine.
 
 After each run: every family DONE with `passport_family_id` set (all distinct), every member
 LINKED with the uid of their phone, 3 FAMILY_MOVED notices per family, and the double holds
@@ -35,7 +36,8 @@ reset. Runs alternate the concurrencies (ABBA: 1, 8, 8, 1).
 
 Knobs (environment): BENCH_MIGRATION_FAMILIES (1000), BENCH_MIGRATION_MEMBERS (2, besides
 the owner), BENCH_MIGRATION_CONCURRENCY ("1,8"), BENCH_MIGRATION_ROUNDS (2 runs per
-concurrency), BENCH_MIGRATION_DB (postgresql | sqlite), BENCH_PG_URL
+concurrency), BENCH_MIGRATION_DB (postgresql | sqlite), BENCH_MIGRATION_PYSPY (a directory:
+py-spy records this process during the first run of each concurrency), BENCH_PG_URL
 (postgresql://postgres@127.0.0.1:5432/postgres). The bench creates and drops its own
 database (engage_bench_<hex>, or a temporary SQLite file).
 """
@@ -47,7 +49,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -60,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -110,6 +115,7 @@ CONCURRENCY = [int(c) for c in os.environ.get("BENCH_MIGRATION_CONCURRENCY", "1,
 ROUNDS = int(os.environ.get("BENCH_MIGRATION_ROUNDS", "2"))
 BACKEND = os.environ.get("BENCH_MIGRATION_DB", "postgresql")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PYSPY_DIR = os.environ.get("BENCH_MIGRATION_PYSPY", "")
 
 TOKEN = "bench-passport-token"
 EXPECTED_CALLS = {
@@ -135,6 +141,7 @@ class MigrationRun:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per component
     busy_before: float = 0.0
     schedule_seconds: float = 0.0
+    statements: int = 0  # sent by the jobs (BEGIN and COMMIT not counted)
 
     @property
     def rate(self) -> float:
@@ -223,7 +230,7 @@ class Bench:
                 await autocommit.execute(text("CHECKPOINT"))
         return elapsed
 
-    async def run(self, concurrency: int) -> MigrationRun:
+    async def run(self, concurrency: int, *, profile: bool = False) -> MigrationRun:
         run = MigrationRun(concurrency, schedule_seconds=await self.reset())
         run.busy_before = await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION)
         queue = deque(str(family.id) for family in self.families)
@@ -251,11 +258,25 @@ class Bench:
                     outcomes[str(getattr(outcome, "value", outcome))] += 1
 
             histogram = passport_histogram()
+            statements = [0]
+
+            def counted(*_: Any) -> None:
+                statements[0] += 1
+
+            event.listen(self.engine.sync_engine, "before_cursor_execute", counted)
+            profiler = start_profiler(concurrency) if profile else None
             cpu = cpu_seconds(self.double)
             started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            run.seconds = time.perf_counter() - started
-            after = cpu_seconds(self.double)
+            try:
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+            finally:
+                run.seconds = time.perf_counter() - started
+                after = cpu_seconds(self.double)
+                event.remove(self.engine.sync_engine, "before_cursor_execute", counted)
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    await asyncio.to_thread(profiler.wait, 60)
+            run.statements = statements[0]
         run.cpu = {name: after[name] - cpu[name] for name in after}
         run.db_seconds = db_seconds
         calls: Counter[str] = Counter()
@@ -331,6 +352,18 @@ class Bench:
             raise AssertionError("; ".join(problems))
 
 
+def start_profiler(concurrency: int) -> subprocess.Popen[bytes] | None:
+    """py-spy recording this process (BENCH_MIGRATION_PYSPY), stopped with SIGINT."""
+    if not PYSPY_DIR:
+        return None
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    out = Path(PYSPY_DIR) / f"migration-c{concurrency}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [py_spy, "record", "--nonblocking", "-r", "97", "-f", "raw", "-o", str(out),
+               "-p", str(os.getpid())]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # --- set-up -----------------------------------------------------------------------------------
 
 
@@ -400,7 +433,8 @@ async def open_bench() -> AsyncIterator[Bench]:
 
 HEADER = (
     f"{'C':>2} {'fam/s':>6} {'wall s':>6} {'job p50':>7} {'job p99':>7} {'passport':>8}"
-    f" {'db':>5} {'rest':>5} {'ms/call':>7} {'sched s':>7} {'busy0':>5} {'other':>5}"
+    f" {'db':>5} {'rest':>5} {'ms/call':>7} {'stmts':>5} {'sched s':>7} {'busy0':>5}"
+    f" {'other':>5}"
     f"  ms CPU/family: {'bench':>5} {'double':>6} {'pg':>5} {'all':>5}"
 )
 
@@ -417,7 +451,8 @@ def format_run(run: MigrationRun) -> str:
         f"{run.concurrency:2d} {run.rate:6.1f} {run.seconds:6.1f}"
         f" {_percentile(run.job_ms, 0.5):7.1f} {_percentile(run.job_ms, 0.99):7.1f}"
         f" {run.share(run.passport_seconds):8.1%} {run.share(run.db_seconds):5.1%} {rest:5.1%}"
-        f" {per_call:7.2f} {run.schedule_seconds:7.1f} {run.busy_before:5.0%}"
+        f" {per_call:7.2f} {run.statements / FAMILIES:5.1f} {run.schedule_seconds:7.1f}"
+        f" {run.busy_before:5.0%}"
         f" {run.others_share:5.0%}                 {run.cpu_ms(BENCH):5.2f}"
         f" {run.cpu_ms(DOUBLE):6.2f} {run.cpu_ms(POSTGRES):5.2f} {run.cpu_ms(MACHINE):5.2f}"
     )
@@ -464,7 +499,8 @@ async def amain() -> dict[str, float]:
         runs: list[MigrationRun] = []
         for round_ in range(ROUNDS):
             for concurrency in CONCURRENCY if round_ % 2 == 0 else CONCURRENCY[::-1]:
-                runs.append(await bench.run(concurrency))
+                first = not any(run.concurrency == concurrency for run in runs)
+                runs.append(await bench.run(concurrency, profile=first))
                 print(format_run(runs[-1]), flush=True)
         return report(runs)
 

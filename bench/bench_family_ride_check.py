@@ -24,15 +24,21 @@ Every member has a limit of 2,000,000,000 minor units (RUB) per MONTH, so no far
   HTTP, GraphQL, auth or member read: the floor for the same effect. It runs with
   `engage serve`'s interpreter settings (app/interpreter.py).
 
-PostgreSQL is not pinned. Every run: reset (truncate holds and notifications, CHECKPOINT),
-wait for the machine to be idle, a warm-up (BENCH_RIDE_WARMUP s), the measured run
-(BENCH_RIDE_DURATION s). Runs alternate subject and baseline (ABBA...). After each run the
-usage must be exact: every hold HELD, their sum == count x amount (per member too), no
-member's holds beyond the limit, holds == successful answers (up to the requests in flight
-when wrk stopped), no refusal notified, and no request may have failed (a run with errors
-aborts the bench). During the run the bench samples `pg_stat_activity` and accounts CPU per
-component from /proc (cores, and CPU ms per request), as bench_purchase_create does, whose
-helpers it uses.
+The holds table also holds past rides, analyzed once at set-up (500 RELEASED holds per
+rider; 1,000 other families with 100,000 holds, 2,000 of them live), so the planner sees a
+table shaped as in production (see `add_history`). PostgreSQL is not pinned. Every run:
+reset (the run's holds deleted, VACUUM, notifications truncated, CHECKPOINT), wait for the
+machine to be idle, a warm-up (BENCH_RIDE_WARMUP s), its usage checked, its holds
+deleted, then the measured run (BENCH_RIDE_DURATION s) from no live hold, its usage
+checked. Runs alternate subject and baseline (ABBA...). The usage must be exact: every hold
+HELD, their sum == count x amount (per member too), no member's holds beyond the limit, holds
+== successful answers (up to the requests in flight when wrk stopped), no refusal notified,
+and no request may have failed (a run with errors aborts the bench). Every check sums the
+member's live holds, so a path's rate falls as its holds pile up, and the faster one pays for
+its speed: besides the rates over the whole run, the report compares the paths over the
+same range of hold counts (the bench counts the holds every 0.2 s). During the run the bench
+samples `pg_stat_activity` and accounts CPU per component from /proc (cores, and CPU ms per
+request), as bench_purchase_create does, whose helpers it uses.
 
     make bench                                        # every benchmark
     .venv/bin/python -m bench.bench_family_ride_check  # this one (about 4 minutes)
@@ -75,7 +81,7 @@ from app.services.identity.sessions import create_service_token
 from app.settings import Settings
 from bench._family_ride_load import lua_script
 from bench._family_ride_report import BASELINE, HEADER, SUBJECT, RideRun, format_run, report
-from bench._family_seed import create_families, month_limit
+from bench._family_seed import add_history, create_families, month_limit
 from bench._proc import all_stats, descendants, machine_notes, run_until_done, wait_for_quiet
 from bench.bench_purchase_create import (
     Child,
@@ -107,6 +113,8 @@ LIMIT = 2_000_000_000
 CURRENCY = "RUB"
 TTL_SECONDS = 3 * 3600  # the app's default FAMILY_HOLD_TTL_SECONDS (a check sends none)
 SPREAD_FAMILIES, SPREAD_MEMBERS = 8, 7  # 8 x (owner + 7 members) = 64 riders
+OURS = "status = 'HELD' AND order_id NOT LIKE 'past-%'"  # the holds of this run
+HELD_COUNT = f"SELECT count(*) FROM family_holds WHERE {OURS}"
 READY_TIMEOUT_SECONDS = 60.0
 SAMPLE_SECONDS = 0.2
 QUIET_BUSY_FRACTION, QUIET_WAIT_SECONDS = 0.15, 90.0
@@ -131,9 +139,14 @@ class Bench:
     port: int
     workdir: Path
 
+    async def clear_holds(self) -> None:
+        """Every hold but the history gone; the statistics kept (see `add_history`)."""
+        await self.db.execute(f"DELETE FROM family_holds WHERE {OURS}")
+        await self.db.execute("VACUUM family_holds")
+
     async def reset(self) -> None:
-        await self.db.execute("TRUNCATE family_holds, family_notifications")
-        await self.db.execute("VACUUM ANALYZE family_members, family_holds")
+        await self.clear_holds()
+        await self.db.execute("TRUNCATE family_notifications")
         await self.db.execute("CHECKPOINT")
         self.redis.flushdb()
 
@@ -156,7 +169,7 @@ class Bench:
         ]  # fmt: skip
         return start_child(command, self.workdir, label)
 
-    def start_baseline(self, scenario: str, label: str) -> Child:
+    def start_baseline(self, scenario: str, label: str, go: Path) -> Child:
         now = datetime.now(UTC)
         config = {
             "dsn": self.dsn,
@@ -170,6 +183,7 @@ class Bench:
             "limit": LIMIT,
             "ttl_seconds": TTL_SECONDS,
             "frame_start": datetime(now.year, now.month, 1, tzinfo=UTC).isoformat(),
+            "go": str(go),  # the measured part starts once this file exists
         }
         config_path = self.workdir / f"{label}.json"
         config_path.write_text(json.dumps(config))
@@ -188,7 +202,7 @@ class Bench:
         how many holds there are (`series`: the rate at equal hold counts, in the report)."""
         samples = 0
         while not stop.is_set():
-            holds = await self.db.fetchval("SELECT count(*) FROM family_holds")
+            holds = await self.db.fetchval(HELD_COUNT)
             series.append((time.monotonic(), int(holds)))
             rows = await self.db.fetch(
                 "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
@@ -225,6 +239,8 @@ class Bench:
         return parse_result(await client.finished(DURATION + 60))
 
     async def run(self, path: str, scenario: str, index: int) -> RideRun:
+        """Warm-up, its usage checked, the holds cleared; the measured run from no holds
+        (every statement sums the member's live holds), its usage checked."""
         await self.reset()
         busy = await wait_for_quiet(QUIET_WAIT_SECONDS, QUIET_BUSY_FRACTION)
         run = RideRun(path, scenario, busy_before=busy)
@@ -233,27 +249,34 @@ class Bench:
             warm = parse_result(
                 await self.start_wrk(scenario, f"{label}-w", WARMUP).finished(WARMUP + 60)
             )
+            failed = warm["failed"] + warm["socket_errors"]
+            # wrk cuts off up to CLIENTS requests in flight at the end of each invocation.
+            await self.verify(run, warm["ok"], CLIENTS, failed, warm.get("failure"), "warm-up")
+            await self.clear_holds()
             profiler = self.start_profiler(scenario) if index == 0 else None
             result = await self.measure(run, self.start_wrk(scenario, label, DURATION))
             if profiler is not None:
                 await profiler.finished(60)
-            answered = warm["ok"] + result["ok"]
-            in_flight = 2 * CLIENTS  # requests wrk cut off at the end of each invocation
-            failed = warm["failed"] + warm["socket_errors"] + result["socket_errors"]
+            failed, in_flight = result["failed"] + result["socket_errors"], CLIENTS
         else:
-            child = self.start_baseline(scenario, label)
-            await wait_for_line(child, "MEASURE", READY_TIMEOUT_SECONDS + WARMUP)
+            go = self.workdir / f"{label}.go"
+            child = self.start_baseline(scenario, label, go)
+            await wait_for_line(child, "WARM ", READY_TIMEOUT_SECONDS + WARMUP)
+            warm = warm_result(child.output())
+            await self.verify(run, warm["ok"], 0, warm["failed"], warm.get("failure"), "warm-up")
+            await self.clear_holds()
+            go.touch()
+            await wait_for_line(child, "MEASURE", READY_TIMEOUT_SECONDS)
             result = await self.measure(run, child)
-            answered = result["warm_ok"] + result["ok"]
-            in_flight = 0  # every task finishes its statement before the process ends
-            failed = result["warm_failed"]
+            # Every task finishes its statement before the process ends.
+            failed, in_flight = result["failed"], 0
         run.requests, run.ok = result["requests"], result["ok"]
         run.seconds = result["duration_us"] / 1e6
-        run.failed = result["failed"] + failed
         run.p50_ms, run.p90_ms = result["p50_us"] / 1000, result["p90_us"] / 1000
         run.p99_ms, run.max_ms = result["p99_us"] / 1000, result["max_us"] / 1000
-        run.answered = answered
-        await self.verify(run, in_flight, result.get("failure"))
+        run.answered = result["ok"]
+        run.failed = failed
+        await self.verify(run, result["ok"], in_flight, failed, result.get("failure"), "run")
         return run
 
     def start_profiler(self, scenario: str) -> Child | None:
@@ -274,7 +297,15 @@ class Bench:
         ]  # fmt: skip
         return start_child(command, self.workdir, f"py-spy-{scenario}")
 
-    async def verify(self, run: RideRun, in_flight: int, failure: str | None) -> None:
+    async def verify(
+        self,
+        run: RideRun,
+        answered: int,
+        in_flight: int,
+        failed: int,
+        failure: str | None,
+        phase: str,
+    ) -> None:
         """The usage is exact: every hold a rider's, HELD, of AMOUNT; no member beyond the
         limit; holds == successful answers (up to in_flight); no request failed."""
         holds = await self.settled_holds()
@@ -284,10 +315,11 @@ class Bench:
             " count(*) FILTER (WHERE m.id IS NULL)"
             " FROM family_holds h LEFT JOIN family_members m"
             " ON m.account_id = h.account_id AND m.user_id = h.user_id"
+            " WHERE h.order_id NOT LIKE 'past-%'"
         )
         per_member = await self.db.fetch(
             "SELECT user_id::text AS user_id, count(*) AS n, sum(amount_minor) AS used"
-            " FROM family_holds WHERE status = 'HELD' GROUP BY user_id"
+            f" FROM family_holds WHERE {OURS} GROUP BY user_id"
         )
         beyond = [
             r["user_id"]
@@ -299,7 +331,7 @@ class Bench:
         others = [r["user_id"] for r in per_member if r["user_id"] not in riders]
         notices = await self.db.fetchval("SELECT count(*) FROM family_notifications")
         problems = [
-            f"{run.failed} failed requests (first: {failure})" if run.failed else "",
+            f"{failed} failed requests (first: {failure})" if failed else "",
             f"{total - held} holds not HELD" if total != held else "",
             f"held sum {amount_sum} != {held} x {AMOUNT}" if amount_sum != held * AMOUNT else "",
             f"{strangers} holds of no member" if strangers else "",
@@ -307,13 +339,14 @@ class Bench:
             f"members whose sum is not count x amount: {uneven}" if uneven else "",
             f"holds of users outside the scenario: {others}" if others else "",
             f"{notices} notifications (refusals?)" if notices else "",
-            f"holds {holds} < successful answers {run.answered}" if holds < run.answered else "",
-            f"holds {holds} exceed answers {run.answered} by more than {in_flight}"
-            if holds > run.answered + in_flight
+            f"holds {holds} < successful answers {answered}" if holds < answered else "",
+            f"holds {holds} exceed answers {answered} by more than {in_flight}"
+            if holds > answered + in_flight
             else "",
         ]
         if any(problems):
-            raise AssertionError(f"{run.path}/{run.scenario}: " + "; ".join(filter(None, problems)))
+            where = f"{run.path}/{run.scenario} ({phase})"
+            raise AssertionError(f"{where}: " + "; ".join(filter(None, problems)))
         run.holds = holds
         run.max_member_holds = max((int(r["n"]) for r in per_member), default=0)
 
@@ -321,11 +354,19 @@ class Bench:
         """The hold count once the server finished what was in flight."""
         previous = -1
         while True:
-            count = int(await self.db.fetchval("SELECT count(*) FROM family_holds"))
+            count = int(await self.db.fetchval(HELD_COUNT))
             if count == previous:
                 return count
             previous = count
             await asyncio.sleep(0.5)
+
+
+def warm_result(output: str) -> dict[str, Any]:
+    """The baseline's WARM line (ok, failed) and its first failure, if any."""
+    lines = output.splitlines()
+    result: dict[str, Any] = json.loads(next(x for x in lines if x.startswith("WARM "))[5:])
+    failures = [x[len("BENCH_FAILURE ") :] for x in lines if x.startswith("BENCH_FAILURE ")]
+    return result | ({"failure": failures[0]} if failures else {})
 
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -397,6 +438,7 @@ async def open_bench() -> AsyncIterator[Bench]:
         fixture = await seed(settings)
         plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
         db = await asyncpg.connect(plain)
+        await add_history(db, {r for riders in fixture.riders.values() for r in riders})
         redis.flushdb()
         port = _free_port()
         server = start_server(dsn, port, workdir)

@@ -193,7 +193,17 @@ class FamilyHold(UUIDPrimaryKey, TimestampMixin, Base):
     __tablename__ = "family_holds"
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
-        Index("ix_family_holds_user_live", "account_id", "user_id", "status", "expires_at"),
+        # The live-hold sum of every ride check: the member's HELD holds, amounts in the index
+        # on PostgreSQL (an index-only scan), so no plan sums other members' holds.
+        Index(
+            "ix_family_holds_user_live",
+            "account_id",
+            "user_id",
+            "expires_at",
+            postgresql_where=text("status = 'HELD'"),
+            sqlite_where=text("status = 'HELD'"),
+            postgresql_include=["amount_minor", "currency"],
+        ),
         Index(
             "ix_family_holds_held_expiry",
             "expires_at",

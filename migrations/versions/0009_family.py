@@ -3,7 +3,7 @@ shared cards, holds, charges, the migration to passport and in-app notifications
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-01 22:20:52.936929
+Create Date: 2026-12-01 23:31:15.186341
 """
 
 from collections.abc import Sequence
@@ -173,8 +173,11 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_family_holds_user_live",
-            ["account_id", "user_id", "status", "expires_at"],
+            ["account_id", "user_id", "expires_at"],
             unique=False,
+            postgresql_where=sa.text("status = 'HELD'"),
+            postgresql_include=["amount_minor", "currency"],
+            sqlite_where=sa.text("status = 'HELD'"),
         )
 
     op.create_table(
@@ -313,7 +316,6 @@ def upgrade() -> None:
                 "LIMIT_80",
                 "LIMIT_100",
                 "RIDE_REFUSED",
-                "FAMILY_INVITED",
                 "FAMILY_MOVED",
                 "MEMBERS_WITHOUT_PORTAL",
                 name="familynotificationkind",
@@ -407,7 +409,12 @@ def downgrade() -> None:
 
     op.drop_table("family_members")
     with op.batch_alter_table("family_holds", schema=None) as batch_op:
-        batch_op.drop_index("ix_family_holds_user_live")
+        batch_op.drop_index(
+            "ix_family_holds_user_live",
+            postgresql_where=sa.text("status = 'HELD'"),
+            postgresql_include=["amount_minor", "currency"],
+            sqlite_where=sa.text("status = 'HELD'"),
+        )
         batch_op.drop_index(
             "ix_family_holds_held_expiry",
             postgresql_where=sa.text("status = 'HELD'"),
