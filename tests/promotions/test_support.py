@@ -160,12 +160,13 @@ async def test_the_funnel_metrics_count_after_commit(runtime: Runtime) -> None:
     promotion = await f.create_promotion(runtime, target_rides=1)
     await f.set_region(runtime)
     await f.pre_offer(runtime, user.id, promotion)
+    started = utcnow() - timedelta(seconds=1)  # before the ride, however slow the machine
     ride = order(user.id, price_minor=20_000, currency="MXN", completed_at=utcnow())
     await record(runtime, ride)
     before = {name: _sample(name) for name in names}
     now = utcnow()
     async with unit_of_work(runtime.session_factory) as session:  # runs the after-commit hooks
-        await runs.start(session, user.id, promotion.id, now=now - timedelta(seconds=1))
+        await runs.start(session, user.id, promotion.id, now=started)
     async with unit_of_work(runtime.session_factory) as session:
         await process_pending(session, [user.id], now=now)
     for _ in range(2):  # a retry counts nothing
